@@ -1,0 +1,290 @@
+//! The command line, under upstream's flag names, and what follows from it.
+//!
+//! Every flag of the Go Pushgateway is accepted with its name and default, so a unit file or
+//! container spec written for `prom/pushgateway` runs unchanged. Boolean flags take the
+//! kingpin forms `--flag`, `--flag=true|false` and `--no-flag`.
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+/// A Prometheus Pushgateway: keeps the latest metrics pushed by batch jobs and exposes them
+/// for Prometheus to scrape.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "pushgateway", disable_version_flag = true)]
+pub struct Flags {
+    /// Addresses on which to expose metrics and the web interface. Repeatable.
+    #[arg(long = "web.listen-address", default_value = ":9091", action = ArgAction::Append)]
+    pub listen_addresses: Vec<String>,
+
+    /// Use systemd socket activation listeners instead of port listeners (Linux only).
+    #[arg(long = "web.systemd-socket", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub systemd_socket: bool,
+
+    /// Path to a configuration file that can enable TLS or authentication.
+    #[arg(long = "web.config.file", default_value = "")]
+    pub web_config_file: String,
+
+    /// Path under which to expose the gateway's metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    pub telemetry_path: String,
+
+    /// The URL under which the gateway is externally reachable.
+    #[arg(long = "web.external-url", default_value = "")]
+    pub external_url: String,
+
+    /// Prefix for the internal routes of web endpoints. Defaults to the path of
+    /// --web.external-url.
+    #[arg(long = "web.route-prefix", default_value = "")]
+    pub route_prefix: String,
+
+    /// Enable shutdown via HTTP request.
+    #[arg(long = "web.enable-lifecycle", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub enable_lifecycle: bool,
+
+    /// Enable API endpoints for admin control actions.
+    #[arg(long = "web.enable-admin-api", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub enable_admin_api: bool,
+
+    /// File to persist metrics. If empty, metrics are only kept in memory.
+    #[arg(long = "persistence.file", default_value = "")]
+    pub persistence_file: String,
+
+    /// The minimum interval at which to write out the persistence file.
+    #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_duration)]
+    pub persistence_interval: Duration,
+
+    /// Do not check consistency of pushed metrics. DANGEROUS.
+    #[arg(long = "push.disable-consistency-check", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub disable_consistency_check: bool,
+
+    /// Allow UTF-8 characters in metric and label names.
+    #[arg(long = "push.enable-utf8-names", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub enable_utf8_names: bool,
+
+    /// Largest request body accepted, in bytes, after decompression (413 beyond it).
+    #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+
+    /// Output format of log messages: logfmt, json.
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+
+    /// Show application version.
+    #[arg(long = "version", action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+impl Flags {
+    /// Parses the process arguments, accepting kingpin's `--no-<flag>` for boolean flags.
+    pub fn from_args() -> Flags {
+        Flags::parse_from(std::env::args().map(rewrite_negated_bool))
+    }
+
+    /// The flags whose value differs from the default, as `(name, value)`, for the status
+    /// page and `/api/v1/status`.
+    pub fn as_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("web.listen-address", self.listen_addresses.join(",")),
+            ("web.systemd-socket", self.systemd_socket.to_string()),
+            ("web.config.file", self.web_config_file.clone()),
+            ("web.telemetry-path", self.telemetry_path.clone()),
+            ("web.external-url", self.external_url.clone()),
+            ("web.route-prefix", self.route_prefix.clone()),
+            ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
+            ("web.enable-admin-api", self.enable_admin_api.to_string()),
+            ("persistence.file", self.persistence_file.clone()),
+            (
+                "persistence.interval",
+                format_duration(self.persistence_interval),
+            ),
+            (
+                "push.disable-consistency-check",
+                self.disable_consistency_check.to_string(),
+            ),
+            ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
+            ("push.max-body-bytes", self.max_body_bytes.to_string()),
+            ("log.level", self.log_level.clone()),
+            ("log.format", self.log_format.clone()),
+        ]
+    }
+
+    /// The prefix all routes live under: `--web.route-prefix`, else the path of
+    /// `--web.external-url`; "/" becomes "", a leading "/" is ensured and a trailing one
+    /// dropped.
+    pub fn route_prefix(&self) -> String {
+        let raw = if self.route_prefix.is_empty() {
+            external_url_path(&self.external_url)
+        } else {
+            self.route_prefix.clone()
+        };
+        let trimmed = raw.trim_end_matches('/');
+        if trimmed.is_empty() {
+            String::new()
+        } else if trimmed.starts_with('/') {
+            trimmed.to_string()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+}
+
+/// `--no-web.enable-lifecycle` → `--web.enable-lifecycle=false`, for the boolean flags.
+fn rewrite_negated_bool(arg: String) -> String {
+    const BOOLS: [&str; 5] = [
+        "web.systemd-socket",
+        "web.enable-lifecycle",
+        "web.enable-admin-api",
+        "push.disable-consistency-check",
+        "push.enable-utf8-names",
+    ];
+    match arg.strip_prefix("--no-") {
+        Some(name) if BOOLS.contains(&name) => format!("--{name}=false"),
+        _ => arg,
+    }
+}
+
+fn external_url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    match after_scheme.find('/') {
+        Some(slash) => after_scheme[slash..].to_string(),
+        None => String::new(),
+    }
+}
+
+/// Parses a Prometheus/Go duration such as `90s`, `5m`, `1h30m`, `7d`, `1w`, `500ms`, `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("not a valid duration: {text:?}"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("not a valid duration: {text:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit_ms: u64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => {
+                return Err(format!(
+                    "not a valid duration: {text:?} (units: ms, s, m, h, d, w, y)"
+                ))
+            }
+        };
+        rest = &rest[unit_len..];
+        let ms = number
+            .checked_mul(unit_ms)
+            .ok_or_else(|| format!("duration too long: {text:?}"))?;
+        total += Duration::from_millis(ms);
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way Prometheus prints one (`5m`, `1h30m`, `0s`).
+pub fn format_duration(duration: Duration) -> String {
+    let mut ms = duration.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let all =
+            std::iter::once("pushgateway".to_string()).chain(args.iter().map(|a| a.to_string()));
+        Flags::parse_from(all.map(rewrite_negated_bool))
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let f = flags(&[]);
+        assert_eq!(f.listen_addresses, vec![":9091"]);
+        assert_eq!(f.telemetry_path, "/metrics");
+        assert_eq!(f.persistence_interval, Duration::from_secs(300));
+        assert!(!f.enable_lifecycle && !f.enable_admin_api && !f.disable_consistency_check);
+        assert_eq!(f.route_prefix(), "");
+    }
+
+    #[test]
+    fn boolean_forms_and_repeated_addresses() {
+        let f = flags(&[
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api=true",
+            "--no-push.disable-consistency-check",
+            "--web.listen-address=:1",
+            "--web.listen-address",
+            "127.0.0.1:2",
+        ]);
+        assert!(f.enable_lifecycle && f.enable_admin_api && !f.disable_consistency_check);
+        assert_eq!(f.listen_addresses, vec![":1", "127.0.0.1:2"]);
+    }
+
+    #[test]
+    fn route_prefix_from_flag_or_external_url() {
+        assert_eq!(flags(&["--web.route-prefix=/pfx/"]).route_prefix(), "/pfx");
+        assert_eq!(flags(&["--web.route-prefix=pfx"]).route_prefix(), "/pfx");
+        assert_eq!(flags(&["--web.route-prefix=/"]).route_prefix(), "");
+        assert_eq!(
+            flags(&["--web.external-url=http://example.org:9091/gw/"]).route_prefix(),
+            "/gw"
+        );
+        assert_eq!(
+            flags(&["--web.external-url=http://example.org"]).route_prefix(),
+            ""
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+}

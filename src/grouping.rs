@@ -1,0 +1,271 @@
+//! The grouping key: which group a push, delete or query names, read from the URL path.
+//!
+//! A push path looks like `job/<job>{/<label>/<value>}` (after `/metrics/`), where `job` may
+//! be written `job@base64` and any label `<label>@base64` to carry a URL-safe base64 value
+//! (with any amount of `=` padding; a lone `=` is the empty value). The path arrives already
+//! percent-decoded, as Go's router hands it to upstream, so `%2F` splits a segment and a
+//! literal `+` stays a `+`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+
+use crate::exposition::model::Label;
+use crate::exposition::names::is_valid_label_name;
+
+/// The labels that identify a group, sorted by name; `job` is always present.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupingKey(Arc<[Label]>);
+
+impl GroupingKey {
+    /// Builds a key from labels in any order; the last value of a repeated name wins.
+    pub fn new(mut labels: Vec<Label>) -> GroupingKey {
+        // Stable sort keeps input order among equal names so the dedup keeps the last one.
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut deduped: Vec<Label> = Vec::with_capacity(labels.len());
+        for label in labels {
+            match deduped.last_mut() {
+                Some(last) if last.name == label.name => *last = label,
+                _ => deduped.push(label),
+            }
+        }
+        GroupingKey(deduped.into())
+    }
+
+    pub fn labels(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// The label names of this key, which is the key's "shape".
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|l| l.name.as_str())
+    }
+}
+
+impl fmt::Debug for GroupingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl fmt::Display for GroupingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Why a push path does not name a group.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GroupingError {
+    #[error("job name is required")]
+    EmptyJob,
+    #[error("odd number of components in label string {0:?}")]
+    OddComponents(String),
+    #[error("improper label name {0:?}")]
+    ImproperLabelName(String),
+    #[error("invalid base64 encoding in job name {0:?}")]
+    BadJobBase64(String),
+    #[error("invalid base64 encoding for label {name}={value:?}")]
+    BadLabelBase64 { name: String, value: String },
+    #[error("{0} is not valid UTF-8 after base64 decoding")]
+    NotUtf8(String),
+}
+
+/// URL-safe base64 that ignores padding and tolerates non-zero trailing bits, like Go's
+/// `base64.RawURLEncoding` after upstream strips every trailing `=`.
+const LENIENT_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+fn decode_base64(encoded: &str) -> Option<Vec<u8>> {
+    LENIENT_URL_SAFE.decode(encoded.trim_end_matches('=')).ok()
+}
+
+/// Parses the part of a push path after `/metrics/`, e.g. `job/backup/instance/db1`.
+///
+/// Returns `Ok(None)` when the path is not a push path at all (it does not start with
+/// `job/` or `job@base64/`, or the job segment is missing), so the caller can answer 404.
+pub fn parse_push_path(path: &str) -> Result<Option<GroupingKey>, GroupingError> {
+    let (job_is_base64, rest) = if let Some(rest) = path.strip_prefix("job/") {
+        (false, rest)
+    } else if let Some(rest) = path.strip_prefix("job@base64/") {
+        (true, rest)
+    } else {
+        return Ok(None);
+    };
+    let (job_segment, label_string) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    if job_segment.is_empty() {
+        return Ok(None);
+    }
+    let job = if job_is_base64 {
+        let bytes = decode_base64(job_segment)
+            .ok_or_else(|| GroupingError::BadJobBase64(job_segment.into()))?;
+        String::from_utf8(bytes).map_err(|_| GroupingError::NotUtf8("job name".into()))?
+    } else {
+        job_segment.to_string()
+    };
+    if job.is_empty() {
+        return Err(GroupingError::EmptyJob);
+    }
+    let mut labels = split_labels(label_string)?;
+    labels.push(Label::new("job", job));
+    Ok(Some(GroupingKey::new(labels)))
+}
+
+/// Splits `/name/value/name@base64/value…` into labels.
+fn split_labels(label_string: &str) -> Result<Vec<Label>, GroupingError> {
+    if label_string.len() <= 1 {
+        return Ok(Vec::new());
+    }
+    let components: Vec<&str> = label_string.split('/').collect();
+    // The string starts with '/', so a well-formed one has an odd number of parts.
+    if components.len().is_multiple_of(2) {
+        return Err(GroupingError::OddComponents(label_string.into()));
+    }
+    let mut labels = Vec::with_capacity(components.len() / 2);
+    for pair in components[1..].chunks(2) {
+        let (raw_name, raw_value) = (pair[0], pair[1]);
+        let (name, value) = match raw_name.strip_suffix("@base64") {
+            Some(name) => {
+                let bytes =
+                    decode_base64(raw_value).ok_or_else(|| GroupingError::BadLabelBase64 {
+                        name: name.into(),
+                        value: raw_value.into(),
+                    })?;
+                let value = String::from_utf8(bytes)
+                    .map_err(|_| GroupingError::NotUtf8(format!("label {name}")))?;
+                (name, value)
+            }
+            None => (raw_name, raw_value.to_string()),
+        };
+        if !is_valid_label_name(name) || name.starts_with("__") {
+            return Err(GroupingError::ImproperLabelName(name.into()));
+        }
+        labels.push(Label::new(name, value));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> GroupingKey {
+        GroupingKey::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+    }
+
+    #[test]
+    fn plain_job_and_labels() {
+        assert_eq!(
+            parse_push_path("job/some_job/instance/some_instance").unwrap(),
+            Some(key(&[("job", "some_job"), ("instance", "some_instance")]))
+        );
+        assert_eq!(
+            parse_push_path("job/a").unwrap(),
+            Some(key(&[("job", "a")]))
+        );
+        assert_eq!(
+            parse_push_path("job/a/").unwrap(),
+            Some(key(&[("job", "a")]))
+        );
+    }
+
+    #[test]
+    fn base64_with_any_padding() {
+        // "a/b" is YS9i in base64.
+        for encoded in ["YS9i", "YS9i=", "YS9i==", "YS9i==="] {
+            assert_eq!(
+                parse_push_path(&format!("job/j/path@base64/{encoded}")).unwrap(),
+                Some(key(&[("job", "j"), ("path", "a/b")]))
+            );
+        }
+        // "ab" is YWI (needs one '=' of padding when padded).
+        assert_eq!(
+            parse_push_path("job@base64/YWI/x@base64/YWI=").unwrap(),
+            Some(key(&[("job", "ab"), ("x", "ab")]))
+        );
+        // URL-safe alphabet: "~~~" is "fn5+" in standard base64 and "fn5-" URL-safe.
+        assert_eq!(
+            parse_push_path("job/j/v@base64/fn5-").unwrap(),
+            Some(key(&[("job", "j"), ("v", "~~~")]))
+        );
+        assert_eq!(
+            parse_push_path("job/j/v@base64/=").unwrap(),
+            Some(key(&[("job", "j"), ("v", "")]))
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            parse_push_path("job@base64/="),
+            Err(GroupingError::EmptyJob)
+        );
+        assert!(matches!(
+            parse_push_path("job/a/b"),
+            Err(GroupingError::OddComponents(_))
+        ));
+        assert!(matches!(
+            parse_push_path("job/a/b/c/"),
+            Err(GroupingError::OddComponents(_))
+        ));
+        assert_eq!(
+            parse_push_path("job/a/__x/y"),
+            Err(GroupingError::ImproperLabelName("__x".into()))
+        );
+        assert_eq!(
+            parse_push_path("job/a/1x/y"),
+            Err(GroupingError::ImproperLabelName("1x".into()))
+        );
+        assert!(matches!(
+            parse_push_path("job/a/l@base64/!!!"),
+            Err(GroupingError::BadLabelBase64 { .. })
+        ));
+        assert!(matches!(
+            parse_push_path("job@base64/!!"),
+            Err(GroupingError::BadJobBase64(_))
+        ));
+    }
+
+    #[test]
+    fn not_a_push_path() {
+        assert_eq!(parse_push_path("job/"), Ok(None));
+        assert_eq!(parse_push_path("other/x"), Ok(None));
+    }
+
+    #[test]
+    fn plus_stays_literal_and_last_label_wins() {
+        assert_eq!(
+            parse_push_path("job/a+b/x/1/x/2").unwrap(),
+            Some(key(&[("job", "a+b"), ("x", "2")]))
+        );
+        // The job segment wins over a `job` label later in the path.
+        assert_eq!(
+            parse_push_path("job/a/job/b").unwrap(),
+            Some(key(&[("job", "a")]))
+        );
+    }
+}

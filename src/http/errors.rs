@@ -1,0 +1,87 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Handlers return [`ApiError`]; each variant knows its status code, and the body is the
+//! message as plain text, as upstream answers (`http.Error`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::exposition::text_parse::TextParseError;
+use crate::grouping::GroupingError;
+use crate::store::ValidationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadPath(#[from] GroupingError),
+    #[error("the URL path is not valid UTF-8 once percent-decoded")]
+    PathNotUtf8,
+    #[error("{0}")]
+    Parse(#[from] TextParseError),
+    #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
+    Rejected(#[from] ValidationError),
+    #[error("request body is larger than the limit of {limit} bytes (--push.max-body-bytes)")]
+    BodyTooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("could not decompress the {encoding} request body: {reason}")]
+    BadCompression {
+        encoding: &'static str,
+        reason: String,
+    },
+    #[error("unsupported Content-Encoding {0:?} (supported: gzip, identity)")]
+    UnsupportedEncoding(String),
+    #[error("unsupported Content-Type {0:?}: protobuf pushes are not supported yet, push the text format")]
+    UnsupportedContentType(String),
+    #[error("404 page not found")]
+    NotFound,
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: &'static str,
+        allow: &'static str,
+    },
+    #[error("Lifecycle API is not enabled.")]
+    LifecycleDisabled,
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadPath(_)
+            | ApiError::PathNotUtf8
+            | ApiError::Parse(_)
+            | ApiError::Rejected(_)
+            | ApiError::BodyRead(_)
+            | ApiError::BadCompression { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
+            ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), format!("{self}\n")).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}

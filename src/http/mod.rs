@@ -1,0 +1,144 @@
+//! The HTTP surface: the routes, the state every handler shares, and the listeners.
+//!
+//! One file per surface: [`push`] (push and delete), [`scrape`], [`lifecycle`] (health,
+//! readiness, quit); [`body`] reads request bodies and [`errors`] is the one place errors
+//! become responses. Handlers turn HTTP into store calls and back; they never touch the
+//! store's insides.
+
+pub mod body;
+pub mod errors;
+pub mod lifecycle;
+pub mod push;
+pub mod scrape;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::routing::{any, get, put};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+
+/// What every handler receives: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub telemetry: Telemetry,
+    pub max_body_bytes: usize,
+    pub enable_lifecycle: bool,
+    pub shutdown: Shutdown,
+    last_scrape_size: Arc<AtomicUsize>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        telemetry: Telemetry,
+        max_body_bytes: usize,
+        enable_lifecycle: bool,
+        shutdown: Shutdown,
+    ) -> AppState {
+        AppState {
+            store,
+            telemetry,
+            max_body_bytes,
+            enable_lifecycle,
+            shutdown,
+            last_scrape_size: Arc::new(AtomicUsize::new(64 * 1024)),
+        }
+    }
+
+    /// How large the previous scrape was, so the next buffer is allocated once.
+    fn scrape_size_hint(&self) -> usize {
+        self.last_scrape_size.load(Ordering::Relaxed) + 4096
+    }
+
+    fn remember_scrape_size(&self, size: usize) {
+        self.last_scrape_size.store(size, Ordering::Relaxed);
+    }
+}
+
+/// A one-shot signal that stops every listener gracefully.
+#[derive(Clone)]
+pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            sender: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    /// Completes once [`Shutdown::trigger`] has been called.
+    pub async fn wait(&self) {
+        let mut receiver = self.sender.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Builds every route under `route_prefix` ("" or "/something").
+pub fn router(app: AppState, route_prefix: &str, telemetry_path: &str) -> Router {
+    let routes = Router::new()
+        .route(telemetry_path, get(scrape::handle))
+        .route("/metrics/{*grouping}", any(push::handle))
+        .route("/-/healthy", get(lifecycle::healthy))
+        .route("/-/ready", get(lifecycle::ready))
+        .route(
+            "/-/quit",
+            put(lifecycle::quit)
+                .post(lifecycle::quit)
+                .fallback(lifecycle::quit_wrong_method),
+        )
+        .with_state(app.clone());
+    let routes = if route_prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(route_prefix, routes)
+    };
+    // Upstream answers a GET on /-/quit without the route prefix too.
+    let quit_outside_prefix = !route_prefix.is_empty();
+    let routes = if quit_outside_prefix {
+        routes.route("/-/quit", get(lifecycle::quit_wrong_method))
+    } else {
+        routes
+    };
+    routes.fallback(|| async { errors::ApiError::NotFound })
+}
+
+/// Binds one `--web.listen-address`. `:9091` means every interface, IPv6 and IPv4.
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    if let Some(port) = address.strip_prefix(':') {
+        match TcpListener::bind(format!("[::]:{port}")).await {
+            Ok(listener) => return Ok(listener),
+            Err(_) => return TcpListener::bind(format!("0.0.0.0:{port}")).await,
+        }
+    }
+    TcpListener::bind(address).await
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    match listener.local_addr() {
+        Ok(address) => tracing::info!(%address, "Listening on address"),
+        Err(error) => tracing::warn!(%error, "Listening on an address that cannot be named"),
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+}

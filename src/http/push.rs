@@ -1,0 +1,119 @@
+//! `PUT`, `POST` and `DELETE` on `/metrics/job/<job>{/<label>/<value>}`.
+//!
+//! The handler turns the request into a grouping key and parsed families, hands them to the
+//! store, and turns the verdict into a status: 200 for a checked push, 202 for an unchecked
+//! one and for a delete, 400 with a message for anything refused.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+
+use super::body::read_body;
+use super::errors::ApiError;
+use super::AppState;
+use crate::exposition::text_parse::parse_text;
+use crate::grouping::{parse_push_path, GroupingKey};
+use crate::store::{PushMode, PushOutcome};
+
+/// The media type of delimited protobuf pushes.
+const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+
+pub async fn handle(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let handler = if method == Method::DELETE {
+        "delete"
+    } else {
+        "push"
+    };
+    let result = route(&app, &method, &uri, &headers, body).await;
+    let response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status().is_client_error() {
+                tracing::debug!(%method, path = uri.path(), error = %error, "Push refused");
+            }
+            error.into_response()
+        }
+    };
+    if method == Method::PUT || method == Method::POST {
+        let size = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        app.telemetry
+            .observe_push(method.as_str(), started.elapsed().as_secs_f64(), size);
+    }
+    app.telemetry
+        .count_request(handler, method.as_str(), response.status().as_u16());
+    response
+}
+
+async fn route(
+    app: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = grouping_key(uri)?;
+    match *method {
+        Method::PUT => push(app, key, headers, body, PushMode::Replace).await,
+        Method::POST => push(app, key, headers, body, PushMode::Merge).await,
+        Method::DELETE => {
+            app.store.delete(&key);
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            message: "Method Not Allowed",
+            allow: "PUT, POST, DELETE",
+        }),
+    }
+}
+
+/// Reads the grouping key from the (route-prefix-stripped) path.
+fn grouping_key(uri: &Uri) -> Result<GroupingKey, ApiError> {
+    let rest = uri
+        .path()
+        .strip_prefix("/metrics/")
+        .ok_or(ApiError::NotFound)?;
+    let decoded = percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| ApiError::PathNotUtf8)?;
+    parse_push_path(&decoded)?.ok_or(ApiError::NotFound)
+}
+
+async fn push(
+    app: &AppState,
+    key: GroupingKey,
+    headers: &HeaderMap,
+    body: Body,
+    mode: PushMode,
+) -> Result<Response, ApiError> {
+    if let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case(PROTOBUF_MEDIA_TYPE) {
+            return Err(ApiError::UnsupportedContentType(content_type.to_string()));
+        }
+    }
+    let (body, _) = read_body(body, headers, app.max_body_bytes).await?;
+    let families = parse_text(&body)?;
+    let outcome = app.store.push(key, families, mode)?;
+    Ok(match outcome {
+        PushOutcome::Applied => StatusCode::OK.into_response(),
+        PushOutcome::AppliedUnchecked => StatusCode::ACCEPTED.into_response(),
+    })
+}

@@ -1,0 +1,13 @@
+//! pushgateway-rs: a Prometheus Pushgateway that is a drop-in for `prom/pushgateway`.
+//!
+//! Data flows one way: an HTTP request ([`http`]) is decoded and parsed ([`exposition`]),
+//! its grouping key read from the path ([`grouping`]), checked and committed by the
+//! [`store`], and rendered back on scrape. [`config`] holds the command line and
+//! [`telemetry`] the gateway's own metrics.
+
+pub mod config;
+pub mod exposition;
+pub mod grouping;
+pub mod http;
+pub mod store;
+pub mod telemetry;

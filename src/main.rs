@@ -1,0 +1,146 @@
+//! The `pushgateway` binary: flags → store → routes → listeners. Wiring only.
+
+use std::process::ExitCode;
+
+use pushgateway::config::Flags;
+use pushgateway::http::{self, AppState, Shutdown};
+use pushgateway::store::{Store, StoreOptions};
+use pushgateway::telemetry::{self, Telemetry};
+
+fn main() -> ExitCode {
+    let flags = Flags::from_args();
+    if flags.version {
+        println!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&flags);
+    telemetry::mark_process_start();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "Could not start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "Exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(flags: Flags) -> Result<(), String> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting pushgateway");
+    warn_unsupported(&flags);
+    let store = Store::new(StoreOptions {
+        consistency_check: !flags.disable_consistency_check,
+        reserved: telemetry::reserved_families(),
+    });
+    let shutdown = Shutdown::default();
+    let app = AppState::new(
+        store,
+        Telemetry::default(),
+        flags.max_body_bytes,
+        flags.enable_lifecycle,
+        shutdown.clone(),
+    );
+    let router = http::router(app, &flags.route_prefix(), &flags.telemetry_path);
+
+    let mut servers = tokio::task::JoinSet::new();
+    for address in &flags.listen_addresses {
+        let listener = http::bind(address)
+            .await
+            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+        servers.spawn(http::serve(listener, router.clone(), shutdown.clone()));
+    }
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    while let Some(result) = servers.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(format!("listener failed: {error}")),
+            Err(error) => return Err(format!("listener task failed: {error}")),
+        }
+    }
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM start a graceful shutdown.
+async fn stop_on_signal(shutdown: Shutdown) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("Received SIGINT, exiting gracefully"),
+        _ = terminate => tracing::info!("Received SIGTERM, exiting gracefully"),
+    }
+    shutdown.trigger();
+}
+
+/// Flags that later work will implement are accepted now, and say so at start.
+fn warn_unsupported(flags: &Flags) {
+    let unsupported = [
+        (!flags.persistence_file.is_empty(), "--persistence.file: persistence is not supported yet; metrics are kept in memory only"),
+        (!flags.web_config_file.is_empty(), "--web.config.file: TLS and basic auth are not supported yet; serving plain HTTP without authentication"),
+        (flags.enable_admin_api, "--web.enable-admin-api: the admin API is not supported yet"),
+        (flags.enable_utf8_names, "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply"),
+        (flags.systemd_socket, "--web.systemd-socket: socket activation is not supported yet; listening on --web.listen-address"),
+    ];
+    for (given, message) in unsupported {
+        if given {
+            tracing::warn!("{message}");
+        }
+    }
+}
+
+fn version_text() -> String {
+    format!(
+        "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  rust version:     {}\n  platform:         {}/{}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("PUSHGATEWAY_BRANCH").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_BUILD_USER").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_BUILD_DATE").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_RUSTC").unwrap_or("unknown"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}
+
+fn init_logging(flags: &Flags) {
+    let level = match flags.log_level.as_str() {
+        "debug" => tracing::Level::DEBUG,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    if flags.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_logfmt::builder()
+            .with_span_name(false)
+            .with_span_path(false)
+            .subscriber_builder()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}

@@ -1,0 +1,560 @@
+//! The groups, the per-name index over them, and the checks a push must pass against what
+//! other groups hold.
+//!
+//! `groups` holds each group's families. `names` is the consistency and scrape index: for
+//! every metric name, its type and, per group that carries it, the help and the rendered
+//! lines. A scrape walks `names` in order and copies bytes; a push looks up only the names it
+//! carries. `shapes` counts the distinct sets of grouping-label names, which bounds the
+//! groups a pushed series could collide with (a series can only duplicate one in a group whose
+//! grouping labels it carries with the same values).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::prepare::{
+    group_series_labels, series_display, PreparedFamily, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP,
+    PUSH_TIME, PUSH_TIME_HELP,
+};
+use super::{PushMode, ReservedFamily, ValidationError};
+use crate::exposition::model::{Label, Metric, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::text_write::{write_header, write_series};
+use crate::grouping::GroupingKey;
+
+/// One family as a group holds it.
+#[derive(Debug, Clone)]
+pub struct StoredFamily {
+    pub family: Arc<MetricFamily>,
+    /// Unix seconds of the push that stored this family.
+    pub pushed_at: f64,
+}
+
+/// What a group holds, shared cheaply with readers outside the lock.
+#[derive(Debug, Clone)]
+pub struct GroupSnapshot {
+    pub key: GroupingKey,
+    pub push_time: f64,
+    pub failure_time: f64,
+    /// Pushed families by name, without the two time gauges.
+    pub families: Vec<StoredFamily>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    families: BTreeMap<Arc<str>, StoredFamily>,
+    push_time: f64,
+    failure_time: f64,
+}
+
+#[derive(Debug)]
+struct NameEntry {
+    members: BTreeMap<GroupingKey, Member>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    kind: MetricKind,
+    help: Option<Arc<str>>,
+    text: Bytes,
+}
+
+impl NameEntry {
+    /// The type this name has in groups other than `key`, or in `key` itself when `key` keeps
+    /// the family through the push.
+    fn kind_besides(
+        &self,
+        key: &GroupingKey,
+        key_keeps_it: bool,
+    ) -> Option<(MetricKind, &GroupingKey)> {
+        self.members
+            .iter()
+            .find(|(group, _)| key_keeps_it || *group != key)
+            .map(|(group, member)| (member.kind, group))
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    groups: BTreeMap<GroupingKey, Group>,
+    names: BTreeMap<Arc<str>, NameEntry>,
+    shapes: HashMap<Vec<String>, usize>,
+    inconsistent: Option<String>,
+}
+
+/// What a name resolves to once a push is applied, for the suffix checks.
+struct Resolved<'a> {
+    state: &'a State,
+    key: &'a GroupingKey,
+    pushed: &'a [PreparedFamily],
+    mode: PushMode,
+    reserved: &'a [ReservedFamily],
+}
+
+impl Resolved<'_> {
+    /// The type `name` will have after the push, and a description of where it comes from.
+    fn kind_of(&self, name: &str) -> Option<(MetricKind, String)> {
+        if let Some(family) = self.pushed.iter().find(|f| &*f.name == name) {
+            return Some((family.kind, "in the same push".to_string()));
+        }
+        if let Some(reserved) = reserved_family(self.reserved, name) {
+            return Some((
+                reserved.kind,
+                "one of the gateway's own metrics".to_string(),
+            ));
+        }
+        let entry = self.state.names.get(name)?;
+        let key_keeps_it = self.mode == PushMode::Merge;
+        entry
+            .kind_besides(self.key, key_keeps_it)
+            .map(|(kind, group)| (kind, format!("in group {group}")))
+    }
+}
+
+fn reserved_family<'a>(reserved: &'a [ReservedFamily], name: &str) -> Option<&'a ReservedFamily> {
+    reserved
+        .binary_search_by(|r| r.name.cmp(name))
+        .ok()
+        .map(|i| &reserved[i])
+}
+
+fn strip_series_suffix(name: &str) -> Option<(&str, &'static str)> {
+    for suffix in ["_count", "_sum", "_bucket"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            return Some((base, suffix));
+        }
+    }
+    None
+}
+
+impl State {
+    pub(super) fn inconsistency(&self) -> Option<&str> {
+        self.inconsistent.as_deref()
+    }
+
+    pub(super) fn mark_inconsistent(&mut self, problem: String) {
+        self.inconsistent = Some(problem);
+    }
+
+    /// Checks a prepared push against the other groups and the gateway's own metrics.
+    pub(super) fn check(
+        &self,
+        key: &GroupingKey,
+        pushed: &[PreparedFamily],
+        mode: PushMode,
+        reserved: &[ReservedFamily],
+    ) -> Result<(), ValidationError> {
+        let resolved = Resolved {
+            state: self,
+            key,
+            pushed,
+            mode,
+            reserved,
+        };
+        for family in pushed {
+            self.check_type(key, family, reserved)?;
+            check_suffixes(&resolved, &family.name, family.kind)?;
+            self.check_duplicates_elsewhere(key, family)?;
+        }
+        Ok(())
+    }
+
+    fn check_type(
+        &self,
+        key: &GroupingKey,
+        family: &PreparedFamily,
+        reserved: &[ReservedFamily],
+    ) -> Result<(), ValidationError> {
+        let clash = |existing: MetricKind, location: String| ValidationError::TypeClash {
+            family: family.name.to_string(),
+            pushed: family.kind,
+            existing,
+            location,
+        };
+        if let Some(own) = reserved_family(reserved, &family.name) {
+            if own.kind != family.kind {
+                return Err(clash(own.kind, "one of the gateway's own metrics".into()));
+            }
+        }
+        if let Some(entry) = self.names.get(&*family.name) {
+            // The pushed family replaces this group's own copy, so only other groups count.
+            if let Some((kind, group)) = entry.kind_besides(key, false) {
+                if kind != family.kind {
+                    return Err(clash(kind, format!("in group {group}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pushed series duplicates a stored one only in a group whose grouping labels the
+    /// series carries with the same values; look those groups up by shape.
+    fn check_duplicates_elsewhere(
+        &self,
+        key: &GroupingKey,
+        family: &PreparedFamily,
+    ) -> Result<(), ValidationError> {
+        if self.shapes.len() == 1
+            && self.shapes.keys().next().map(Vec::len) == Some(key.labels().len())
+        {
+            // Every group has the same grouping-label names as this one, and every series
+            // carries its own group's values for them: no other group can hold it.
+            let same_shape = self
+                .shapes
+                .keys()
+                .next()
+                .is_some_and(|shape| shape.iter().map(String::as_str).eq(key.names()));
+            if same_shape {
+                return Ok(());
+            }
+        }
+        for metric in &family.family.metrics {
+            if let Some(group) = self.find_duplicate(key, &family.name, &metric.labels) {
+                return Err(ValidationError::DuplicateAcrossGroups {
+                    series: series_display(&family.name, &metric.labels),
+                    group: group.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds another group than `key` holding series `name{labels}`.
+    fn find_duplicate(
+        &self,
+        key: &GroupingKey,
+        name: &str,
+        labels: &[Label],
+    ) -> Option<&GroupingKey> {
+        'shapes: for shape in self.shapes.keys() {
+            let mut candidate = Vec::with_capacity(shape.len());
+            for label_name in shape {
+                match labels.binary_search_by(|l| l.name.as_str().cmp(label_name)) {
+                    Ok(i) => candidate.push(labels[i].clone()),
+                    Err(_) => continue 'shapes,
+                }
+            }
+            let candidate = GroupingKey::new(candidate);
+            if &candidate == key {
+                continue;
+            }
+            if let Some((group_key, group)) = self.groups.get_key_value(&candidate) {
+                if let Some(stored) = group.families.get(name) {
+                    let found = stored
+                        .family
+                        .metrics
+                        .binary_search_by(|m| m.labels.as_slice().cmp(labels))
+                        .is_ok();
+                    if found {
+                        return Some(group_key);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Sets the failure time of a group, creating it (with push time 0) if needed.
+    pub(super) fn record_failure(&mut self, key: &GroupingKey, now: f64) {
+        self.ensure_group(key);
+        if let Some(group) = self.groups.get_mut(key) {
+            group.failure_time = now;
+        }
+        self.refresh_time_gauges(key);
+    }
+
+    fn ensure_group(&mut self, key: &GroupingKey) {
+        if !self.groups.contains_key(key) {
+            self.groups.insert(key.clone(), Group::default());
+            let shape: Vec<String> = key.names().map(str::to_string).collect();
+            *self.shapes.entry(shape).or_insert(0) += 1;
+        }
+    }
+
+    /// Applies a push that passed the checks (or that is applied unchecked).
+    pub(super) fn commit(
+        &mut self,
+        key: GroupingKey,
+        pushed: Vec<PreparedFamily>,
+        mode: PushMode,
+        now: f64,
+    ) {
+        self.ensure_group(&key);
+        let replaced: Vec<Arc<str>> = match (mode, self.groups.get(&key)) {
+            (PushMode::Replace, Some(group)) => group
+                .families
+                .keys()
+                .filter(|name| !pushed.iter().any(|p| &p.name == *name))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        for name in replaced {
+            self.remove_member(&name, &key);
+            if let Some(group) = self.groups.get_mut(&key) {
+                group.families.remove(&name);
+            }
+        }
+        for family in pushed {
+            let member = Member {
+                kind: family.kind,
+                help: family.help.clone(),
+                text: family.text,
+            };
+            self.names
+                .entry(family.name.clone())
+                .or_insert_with(|| NameEntry {
+                    members: BTreeMap::new(),
+                })
+                .members
+                .insert(key.clone(), member);
+            if let Some(group) = self.groups.get_mut(&key) {
+                group.families.insert(
+                    family.name,
+                    StoredFamily {
+                        family: Arc::new(family.family),
+                        pushed_at: now,
+                    },
+                );
+            }
+        }
+        if let Some(group) = self.groups.get_mut(&key) {
+            group.push_time = now;
+        }
+        self.refresh_time_gauges(&key);
+    }
+
+    /// Removes a group and its entries in the index.
+    pub(super) fn delete(&mut self, key: &GroupingKey) {
+        let Some(group) = self.groups.remove(key) else {
+            return;
+        };
+        for name in group.families.keys() {
+            self.remove_member(name, key);
+        }
+        self.remove_member(PUSH_TIME, key);
+        self.remove_member(PUSH_FAILURE_TIME, key);
+        let shape: Vec<String> = key.names().map(str::to_string).collect();
+        if let Some(count) = self.shapes.get_mut(&shape) {
+            *count -= 1;
+            if *count == 0 {
+                self.shapes.remove(&shape);
+            }
+        }
+    }
+
+    fn remove_member(&mut self, name: &str, key: &GroupingKey) {
+        if let Some(entry) = self.names.get_mut(name) {
+            entry.members.remove(key);
+            if entry.members.is_empty() {
+                self.names.remove(name);
+            }
+        }
+    }
+
+    /// Re-renders the group's `push_time_seconds` and `push_failure_time_seconds` lines.
+    fn refresh_time_gauges(&mut self, key: &GroupingKey) {
+        let Some(group) = self.groups.get(key) else {
+            return;
+        };
+        let labels = group_series_labels(key);
+        for (name, help, value) in [
+            (PUSH_TIME, PUSH_TIME_HELP, group.push_time),
+            (
+                PUSH_FAILURE_TIME,
+                PUSH_FAILURE_TIME_HELP,
+                group.failure_time,
+            ),
+        ] {
+            let mut text = Vec::with_capacity(64);
+            let metric = Metric {
+                labels: labels.clone(),
+                value: MetricValue::Gauge(value),
+                timestamp_ms: None,
+            };
+            write_series(&mut text, name, &metric);
+            let member = Member {
+                kind: MetricKind::Gauge,
+                help: Some(Arc::from(help)),
+                text: Bytes::from(text),
+            };
+            self.names
+                .entry(Arc::from(name))
+                .or_insert_with(|| NameEntry {
+                    members: BTreeMap::new(),
+                })
+                .members
+                .insert(key.clone(), member);
+        }
+    }
+
+    /// Writes every family, merged across groups and with the gateway's own, in name order.
+    ///
+    /// Within a family, groups follow grouping-key order and each group's series are sorted
+    /// by labels. Help comes from the gateway's own metric of that name, else from the first
+    /// group (in grouping-key order) that pushed help for it.
+    pub(super) fn render_text(
+        &self,
+        own: &[MetricFamily],
+        reserved: &[ReservedFamily],
+        out: &mut Vec<u8>,
+    ) {
+        let mut own = own.iter().peekable();
+        let mut stored = self.names.iter().peekable();
+        loop {
+            let take_own = match (own.peek(), stored.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(o), Some((name, _))) => o.name.as_str() <= &***name,
+            };
+            if take_own {
+                let Some(family) = own.next() else { break };
+                let pushed = stored.next_if(|(name, _)| &***name == family.name.as_str());
+                write_header(out, &family.name, family.help.as_deref(), family.kind);
+                for metric in &family.metrics {
+                    write_series(out, &family.name, metric);
+                }
+                if let Some((_, entry)) = pushed {
+                    for member in entry.members.values() {
+                        out.extend_from_slice(&member.text);
+                    }
+                }
+            } else {
+                let Some((name, entry)) = stored.next() else {
+                    break;
+                };
+                let Some(first) = entry.members.values().next() else {
+                    continue;
+                };
+                let help = match reserved_family(reserved, name) {
+                    Some(own) => Some(own.help),
+                    None => entry.members.values().find_map(|m| m.help.as_deref()),
+                };
+                write_header(out, name, help, first.kind);
+                for member in entry.members.values() {
+                    out.extend_from_slice(&member.text);
+                }
+            }
+        }
+    }
+
+    pub(super) fn group_snapshot(&self, key: &GroupingKey) -> Option<GroupSnapshot> {
+        self.groups.get(key).map(|group| GroupSnapshot {
+            key: key.clone(),
+            push_time: group.push_time,
+            failure_time: group.failure_time,
+            families: group.families.values().cloned().collect(),
+        })
+    }
+
+    pub(super) fn all_group_snapshots(&self) -> Vec<GroupSnapshot> {
+        self.groups
+            .keys()
+            .filter_map(|key| self.group_snapshot(key))
+            .collect()
+    }
+
+    /// After a change while the store is marked inconsistent, checks everything again and
+    /// clears the mark when the problem is gone. Only unchecked pushes lead here.
+    pub(super) fn recheck_if_inconsistent(&mut self, reserved: &[ReservedFamily]) {
+        if self.inconsistent.is_some() {
+            self.inconsistent = self.find_any_inconsistency(reserved);
+        }
+    }
+
+    fn find_any_inconsistency(&self, reserved: &[ReservedFamily]) -> Option<String> {
+        for (name, entry) in &self.names {
+            let mut kinds = entry.members.values().map(|m| m.kind);
+            let first = kinds.next()?;
+            if kinds.any(|k| k != first) {
+                return Some(format!(
+                    "metric family {name:?} is pushed with different types"
+                ));
+            }
+            if let Some(own) = reserved_family(reserved, name) {
+                if own.kind != first {
+                    return Some(format!(
+                        "metric family {name:?} clashes with the gateway's own"
+                    ));
+                }
+            }
+            let kind_of = |n: &str| {
+                self.names
+                    .get(n)
+                    .and_then(|e| e.members.values().next())
+                    .map(|m| m.kind)
+            };
+            if let Some((base, suffix)) = strip_series_suffix(name) {
+                match kind_of(base) {
+                    Some(MetricKind::Summary) if suffix != "_bucket" => {
+                        return Some(format!("{name:?} collides with summary {base:?}"))
+                    }
+                    Some(k) if k.is_histogram() => {
+                        return Some(format!("{name:?} collides with histogram {base:?}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (key, group) in &self.groups {
+            for (name, stored) in &group.families {
+                let metrics = &stored.family.metrics;
+                if metrics.windows(2).any(|w| w[0].labels == w[1].labels) {
+                    return Some(format!("group {key} holds a series of {name:?} twice"));
+                }
+                for metric in metrics {
+                    if let Some(other) = self.find_duplicate(key, name, &metric.labels) {
+                        return Some(format!(
+                            "series {} is held by groups {key} and {other}",
+                            series_display(name, &metric.labels)
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// `foo_count`/`foo_sum`/`foo_bucket` must not meet a summary or histogram `foo`, whichever
+/// of the two is pushed.
+fn check_suffixes(
+    resolved: &Resolved<'_>,
+    name: &str,
+    kind: MetricKind,
+) -> Result<(), ValidationError> {
+    let collision = |existing: &str, existing_kind: MetricKind, series: &str| {
+        ValidationError::SuffixCollision {
+            family: name.to_string(),
+            existing: existing.to_string(),
+            existing_kind: existing_kind.as_text().to_string(),
+            series: series.to_string(),
+        }
+    };
+    if let Some((base, suffix)) = strip_series_suffix(name) {
+        if let Some((base_kind, _)) = resolved.kind_of(base) {
+            let collides = match base_kind {
+                MetricKind::Summary => suffix != "_bucket",
+                k => k.is_histogram(),
+            };
+            if collides {
+                return Err(collision(base, base_kind, name));
+            }
+        }
+    }
+    if kind.is_compound() {
+        let suffixes: &[&str] = if kind.is_histogram() {
+            &["_count", "_sum", "_bucket"]
+        } else {
+            &["_count", "_sum"]
+        };
+        for suffix in suffixes {
+            let series = format!("{name}{suffix}");
+            if let Some((other_kind, _)) = resolved.kind_of(&series) {
+                return Err(collision(&series, other_kind, &series));
+            }
+        }
+    }
+    Ok(())
+}
