@@ -174,12 +174,14 @@ fn suffix_collisions_either_way() {
         "collides",
         Some("instance=\"\",job=\"c\""),
     );
-    let (gw, before) = seeded();
+    let (gw, _) = seeded();
+    assert_eq!(gw.put("/metrics/job/e", "w_count 1\n").status, 200);
+    let before = gw.pushed_state();
     assert_refused(
         &gw,
         &before,
         "/metrics/job/c",
-        "# TYPE g summary\ng_sum 1\ng_count 1\n",
+        "# TYPE w summary\nw_sum 1\nw_count 1\n",
         "collides",
         Some("instance=\"\",job=\"c\""),
     );

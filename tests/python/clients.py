@@ -59,7 +59,7 @@ check(len(records) == 1, f"records_processed_total: {records}")
 check(records[0].labels == {"empty": "", "instance": "", "job": "batch/backup", "kind": "a", "path": "/var/backups", "who": "night shift"}, f"labels {records[0].labels}")
 check(records[0].value == 3, f"value {records[0].value}")
 buckets = samples(families, "job_duration_seconds_bucket")
-check(sorted(b.labels["le"] for b in buckets) == ["+Inf", "0.5", "1.0"], f"buckets {buckets}")
+check(sorted(float(b.labels["le"]) for b in buckets) == [0.5, 1.0, float("inf")], f"buckets {buckets}")
 check(len(samples(families, "job_size_bytes_count")) == 1, "summary count missing")
 
 # pushadd replaces only the families it carries.
