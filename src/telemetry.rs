@@ -132,6 +132,7 @@ impl Window {
             sample_count: self.count,
             sample_sum: self.sum,
             quantiles,
+            created: None,
         }
     }
 }
@@ -177,6 +178,7 @@ impl Telemetry {
             help: help(name),
             kind,
             metrics,
+            unit: None,
         };
         families.push(family(
             BUILD_INFO,
@@ -195,7 +197,7 @@ impl Telemetry {
                             Label::new("handler", *handler),
                             Label::new("method", method.clone()),
                         ],
-                        MetricValue::Counter(*count as f64),
+                        MetricValue::counter(*count as f64),
                     )
                 })
                 .collect();
@@ -224,7 +226,7 @@ impl Telemetry {
         }
         families.extend(process_families().into_iter().map(|(name, kind, value)| {
             let value = match kind {
-                MetricKind::Counter => MetricValue::Counter(value),
+                MetricKind::Counter => MetricValue::counter(value),
                 _ => MetricValue::Gauge(value),
             };
             family(name, kind, vec![plain(Vec::new(), value)])
@@ -350,7 +352,7 @@ mod tests {
         }
         let requests = families.iter().find(|f| f.name == REQUESTS).unwrap();
         assert_eq!(requests.metrics.len(), 1);
-        assert_eq!(requests.metrics[0].value, MetricValue::Counter(2.0));
+        assert_eq!(requests.metrics[0].value, MetricValue::counter(2.0));
         assert!(names.contains(&"process_resident_memory_bytes"));
     }
 

@@ -5,5 +5,8 @@
 
 pub mod model;
 pub mod names;
+pub mod negotiate;
+pub mod proto;
+pub mod protobuf;
 pub mod text_parse;
 pub mod text_write;

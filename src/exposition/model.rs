@@ -99,6 +99,8 @@ pub struct MetricFamily {
     pub help: Option<String>,
     pub kind: MetricKind,
     pub metrics: Vec<Metric>,
+    /// The unit, when a protobuf push names one.
+    pub unit: Option<String>,
 }
 
 /// One series (or, for summaries and histograms, one set of series sharing labels).
@@ -114,7 +116,7 @@ pub struct Metric {
 /// The value of a series; its variant must agree with the family's [`MetricKind`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricValue {
-    Counter(f64),
+    Counter(Counter),
     Gauge(f64),
     Untyped(f64),
     Summary(Box<Summary>),
@@ -122,6 +124,24 @@ pub enum MetricValue {
 }
 
 impl MetricValue {
+    /// A plain counter value, with no created timestamp or exemplar.
+    pub fn counter(value: f64) -> MetricValue {
+        MetricValue::Counter(Counter {
+            value,
+            created: None,
+            exemplar: None,
+        })
+    }
+
+    /// The single value of a counter, gauge or untyped series.
+    pub fn simple_value(&self) -> Option<f64> {
+        match self {
+            MetricValue::Counter(counter) => Some(counter.value),
+            MetricValue::Gauge(v) | MetricValue::Untyped(v) => Some(*v),
+            MetricValue::Summary(_) | MetricValue::Histogram(_) => None,
+        }
+    }
+
     /// The kind of family this value belongs in (a histogram value fits both histogram kinds).
     pub fn kind(&self) -> MetricKind {
         match self {
@@ -142,11 +162,35 @@ impl MetricValue {
     }
 }
 
+/// A point in time as protobuf's `google.protobuf.Timestamp` carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timestamp {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+/// An exemplar: a sample of one traced event behind a counter or bucket.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exemplar {
+    pub labels: Vec<Label>,
+    pub value: f64,
+    pub timestamp: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counter {
+    pub value: f64,
+    /// When the counter started counting, if the pusher said (protobuf only).
+    pub created: Option<Timestamp>,
+    pub exemplar: Option<Box<Exemplar>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
     pub sample_count: u64,
     pub sample_sum: f64,
     pub quantiles: Vec<Quantile>,
+    pub created: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,13 +202,65 @@ pub struct Quantile {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Histogram {
     pub sample_count: u64,
+    /// Set instead of `sample_count` by float histograms (protobuf only).
+    pub sample_count_float: Option<f64>,
     pub sample_sum: f64,
     /// Classic buckets in the order they were given, cumulative counts.
     pub buckets: Vec<Bucket>,
+    pub created: Option<Timestamp>,
+    /// The sparse buckets of a native histogram (protobuf only).
+    pub native: Option<Box<NativeBuckets>>,
+    /// Exemplars of a native histogram.
+    pub exemplars: Vec<Exemplar>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl Histogram {
+    /// The observation count, whichever of the integer or float fields carries it.
+    pub fn count(&self) -> f64 {
+        match self.sample_count_float {
+            Some(count) if count > 0.0 => count,
+            _ => self.sample_count as f64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Bucket {
     pub upper_bound: f64,
     pub cumulative_count: u64,
+    /// Set instead of `cumulative_count` by float histograms (protobuf only).
+    pub cumulative_count_float: Option<f64>,
+    pub exemplar: Option<Box<Exemplar>>,
+}
+
+impl Bucket {
+    /// The cumulative count, whichever of the integer or float fields carries it.
+    pub fn count(&self) -> f64 {
+        match self.cumulative_count_float {
+            Some(count) if count > 0.0 => count,
+            _ => self.cumulative_count as f64,
+        }
+    }
+}
+
+/// The fields of a native (sparse, exponential) histogram, as the protobuf format has them.
+/// Presence of the optional ones is kept so a push comes back out exactly as it went in.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NativeBuckets {
+    pub schema: Option<i32>,
+    pub zero_threshold: Option<f64>,
+    pub zero_count: Option<u64>,
+    pub zero_count_float: Option<f64>,
+    pub negative_spans: Vec<BucketSpan>,
+    pub negative_deltas: Vec<i64>,
+    pub negative_counts: Vec<f64>,
+    pub positive_spans: Vec<BucketSpan>,
+    pub positive_deltas: Vec<i64>,
+    pub positive_counts: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketSpan {
+    pub offset: i32,
+    pub length: u32,
 }

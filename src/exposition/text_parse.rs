@@ -516,7 +516,7 @@ impl<'a> Parser<'a> {
             )
         };
         let simple = match kind {
-            MetricKind::Counter => Some(MetricValue::Counter(sample.value)),
+            MetricKind::Counter => Some(MetricValue::counter(sample.value)),
             MetricKind::Gauge => Some(MetricValue::Gauge(sample.value)),
             MetricKind::Untyped => Some(MetricValue::Untyped(sample.value)),
             MetricKind::Summary | MetricKind::Histogram | MetricKind::GaugeHistogram => None,
@@ -552,6 +552,7 @@ impl<'a> Parser<'a> {
                 Role::Plain | Role::Bucket => HistogramUpdate::Bucket(Bucket {
                     upper_bound: sample.special.ok_or_else(|| missing(family, "le"))?,
                     cumulative_count: count(family)?,
+                    ..Bucket::default()
                 }),
             };
             let metric =
@@ -630,6 +631,7 @@ impl<'a> Parser<'a> {
                 help: family.help,
                 kind: family.kind.unwrap_or(MetricKind::Untyped),
                 metrics: family.metrics,
+                unit: None,
             })
             .collect()
     }
@@ -949,6 +951,7 @@ mod tests {
             help: help.map(str::to_owned),
             kind,
             metrics,
+            unit: None,
         }
     }
 
@@ -981,6 +984,7 @@ mod tests {
                     .iter()
                     .map(|&(quantile, value)| Quantile { quantile, value })
                     .collect(),
+                created: None,
             })),
         )
     }
@@ -996,8 +1000,10 @@ mod tests {
                     .map(|&(upper_bound, cumulative_count)| Bucket {
                         upper_bound,
                         cumulative_count,
+                        ..Bucket::default()
                     })
                     .collect(),
+                ..Histogram::default()
             })),
         )
     }
@@ -1012,9 +1018,9 @@ mod tests {
         let families = parse(body);
         assert_eq!(families.len(), 1, "{families:?}");
         assert_eq!(families[0].metrics.len(), 1, "{families:?}");
-        match families[0].metrics[0].value {
-            MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => v,
-            ref other => panic!("not a simple value: {other:?}"),
+        match families[0].metrics[0].value.simple_value() {
+            Some(v) => v,
+            None => panic!("not a simple value: {:?}", families[0].metrics[0].value),
         }
     }
 
@@ -1039,7 +1045,7 @@ mod tests {
                     "some_metric",
                     None,
                     Counter,
-                    vec![metric(&[("label", "val1")], MetricValue::Counter(42.0))],
+                    vec![metric(&[("label", "val1")], MetricValue::counter(42.0))],
                 ),
                 family(
                     "another_metric",
@@ -1089,12 +1095,12 @@ mod tests {
                     vec![
                         metric(
                             &[("labelname", "val1"), ("basename", "basevalue")],
-                            MetricValue::Counter(42.0),
+                            MetricValue::counter(42.0),
                         ),
                         at(
                             metric(
                                 &[("labelname", "val2"), ("basename", "base\"v\\al\nue")],
-                                MetricValue::Counter(0.23),
+                                MetricValue::counter(0.23),
                             ),
                             1234567890,
                         ),
@@ -1268,7 +1274,7 @@ mod tests {
                     "b",
                     Some("second"),
                     Counter,
-                    vec![metric(&[], MetricValue::Counter(2.0))],
+                    vec![metric(&[], MetricValue::counter(2.0))],
                 ),
             ]
         );
@@ -1317,7 +1323,7 @@ mod tests {
                 "a",
                 Some("doc"),
                 Counter,
-                vec![metric(&[], MetricValue::Counter(1.0))]
+                vec![metric(&[], MetricValue::counter(1.0))]
             )]
         );
     }
@@ -1369,8 +1375,8 @@ mod tests {
                     None,
                     Counter,
                     vec![
-                        metric(&[("x", "1")], MetricValue::Counter(1.0)),
-                        metric(&[("x", "2")], MetricValue::Counter(3.0)),
+                        metric(&[("x", "1")], MetricValue::counter(1.0)),
+                        metric(&[("x", "2")], MetricValue::counter(3.0)),
                     ],
                 ),
                 family(
@@ -2301,13 +2307,14 @@ mod tests {
                     .map(|(labels, value, timestamp_ms)| Metric {
                         labels,
                         value: match kind {
-                            Counter => MetricValue::Counter(value),
+                            Counter => MetricValue::counter(value),
                             Gauge => MetricValue::Gauge(value),
                             _ => MetricValue::Untyped(value),
                         },
                         timestamp_ms,
                     })
                     .collect(),
+                unit: None,
             })
     }
 
@@ -2337,10 +2344,7 @@ mod tests {
                     }
                     out.push('}');
                 }
-                let value = match metric.value {
-                    MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => v,
-                    _ => f64::NAN,
-                };
+                let value = metric.value.simple_value().unwrap_or(f64::NAN);
                 if value == f64::INFINITY {
                     out.push_str(" +Inf");
                 } else if value == f64::NEG_INFINITY {

@@ -185,7 +185,10 @@ pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
     let labels = &metric.labels;
     let ts = metric.timestamp_ms;
     match &metric.value {
-        MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
+        MetricValue::Counter(counter) => {
+            write_sample(out, name, "", labels, None, counter.value, ts)
+        }
+        MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
             write_sample(out, name, "", labels, None, *v, ts)
         }
         MetricValue::Summary(summary) => {
@@ -223,7 +226,7 @@ pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
                     "_bucket",
                     labels,
                     Some(("le", bucket.upper_bound)),
-                    bucket.cumulative_count as f64,
+                    bucket.count(),
                     ts,
                 );
             }
@@ -234,20 +237,12 @@ pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
                     "_bucket",
                     labels,
                     Some(("le", f64::INFINITY)),
-                    histogram.sample_count as f64,
+                    histogram.count(),
                     ts,
                 );
             }
             write_sample(out, name, "_sum", labels, None, histogram.sample_sum, ts);
-            write_sample(
-                out,
-                name,
-                "_count",
-                labels,
-                None,
-                histogram.sample_count as f64,
-                ts,
-            );
+            write_sample(out, name, "_count", labels, None, histogram.count(), ts);
         }
     }
 }
@@ -307,6 +302,7 @@ mod tests {
                 value: MetricValue::Gauge(1.0),
                 timestamp_ms: None,
             }],
+            unit: None,
         };
         let mut out = Vec::new();
         write_family(&mut out, &family);
@@ -331,10 +327,13 @@ mod tests {
                     buckets: vec![Bucket {
                         upper_bound: 0.5,
                         cumulative_count: 2,
+                        ..Bucket::default()
                     }],
+                    ..Histogram::default()
                 })),
                 timestamp_ms: None,
             }],
+            unit: None,
         };
         let mut out = Vec::new();
         write_family(&mut out, &family);
@@ -351,6 +350,7 @@ mod tests {
                     quantile: 0.5,
                     value: 0.25,
                 }],
+                created: None,
             })),
             timestamp_ms: Some(12),
         };

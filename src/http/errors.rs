@@ -6,6 +6,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::exposition::protobuf::ProtobufError;
 use crate::exposition::text_parse::TextParseError;
 use crate::grouping::GroupingError;
 use crate::store::ValidationError;
@@ -18,6 +19,8 @@ pub enum ApiError {
     PathNotUtf8,
     #[error("{0}")]
     Parse(#[from] TextParseError),
+    #[error("{0}")]
+    Protobuf(#[from] ProtobufError),
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Rejected(#[from] ValidationError),
     #[error("request body is larger than the limit of {limit} bytes (--push.max-body-bytes)")]
@@ -31,7 +34,7 @@ pub enum ApiError {
     },
     #[error("unsupported Content-Encoding {0:?} (supported: gzip, identity)")]
     UnsupportedEncoding(String),
-    #[error("unsupported Content-Type {0:?}: protobuf pushes are not supported yet, push the text format")]
+    #[error("unsupported Content-Type {0:?}: protobuf pushes must be proto=io.prometheus.client.MetricFamily; encoding=delimited")]
     UnsupportedContentType(String),
     #[error("404 page not found")]
     NotFound,
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::BadPath(_)
             | ApiError::PathNotUtf8
             | ApiError::Parse(_)
+            | ApiError::Protobuf(_)
             | ApiError::Rejected(_)
             | ApiError::BodyRead(_)
             | ApiError::BadCompression { .. } => StatusCode::BAD_REQUEST,

@@ -15,12 +15,11 @@ use percent_encoding::percent_decode_str;
 use super::body::read_body;
 use super::errors::ApiError;
 use super::AppState;
+use crate::exposition::negotiate::{push_format, PushFormat};
+use crate::exposition::protobuf::decode_delimited;
 use crate::exposition::text_parse::parse_text;
 use crate::grouping::{parse_push_path, GroupingKey};
 use crate::store::{PushMode, PushOutcome};
-
-/// The media type of delimited protobuf pushes.
-const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
 
 pub async fn handle(
     State(app): State<AppState>,
@@ -100,17 +99,18 @@ async fn push(
     body: Body,
     mode: PushMode,
 ) -> Result<Response, ApiError> {
-    if let Some(content_type) = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        let media_type = content_type.split(';').next().unwrap_or("").trim();
-        if media_type.eq_ignore_ascii_case(PROTOBUF_MEDIA_TYPE) {
-            return Err(ApiError::UnsupportedContentType(content_type.to_string()));
-        }
+        .and_then(|v| v.to_str().ok());
+    let format = push_format(content_type);
+    if let PushFormat::UnsupportedProtobuf(content_type) = format {
+        return Err(ApiError::UnsupportedContentType(content_type));
     }
     let (body, _) = read_body(body, headers, app.max_body_bytes).await?;
-    let families = parse_text(&body)?;
+    let families = match format {
+        PushFormat::Protobuf => decode_delimited(&body)?,
+        _ => parse_text(&body)?,
+    };
     let outcome = app.store.push(key, families, mode)?;
     Ok(match outcome {
         PushOutcome::Applied => StatusCode::OK.into_response(),

@@ -1,4 +1,5 @@
-//! `GET <telemetry path>`: every pushed family merged with the gateway's own, as text.
+//! `GET <telemetry path>`: every pushed family merged with the gateway's own, in the text
+//! or protobuf format as the `Accept` header asks.
 //!
 //! The store hands over pre-rendered bytes; this handler only adds the gateway's own
 //! families, compresses when the client accepts gzip, and sets the content type.
@@ -13,13 +14,14 @@ use flate2::Compression;
 
 use super::errors::ApiError;
 use super::AppState;
-
-const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::exposition::negotiate::scrape_format;
 
 pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let own = app.telemetry.collect();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = scrape_format(accept);
     let mut body = Vec::with_capacity(app.scrape_size_hint());
-    if let Err(inconsistent) = app.store.render_text(&own, &mut body) {
+    if let Err(inconsistent) = app.store.render(&own, format, &mut body) {
         tracing::error!(error = %inconsistent, "Scrape failed");
         return ApiError::Inconsistent(inconsistent.to_string()).into_response();
     }
@@ -27,7 +29,7 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
+        HeaderValue::from_static(format.content_type()),
     );
     if accepts_gzip(&headers) {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());

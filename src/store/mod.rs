@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 
 use crate::exposition::model::{MetricFamily, MetricKind};
+use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
 use state::State;
 
@@ -194,14 +195,19 @@ impl Store {
         *self.shared.state.write() = State::default();
     }
 
-    /// Appends the text exposition of every stored family, merged with the gateway's own
-    /// families `own` (sorted by name), to `out`.
-    pub fn render_text(&self, own: &[MetricFamily], out: &mut Vec<u8>) -> Result<(), Inconsistent> {
+    /// Appends the exposition of every stored family in `format`, merged with the gateway's
+    /// own families `own` (sorted by name), to `out`.
+    pub fn render(
+        &self,
+        own: &[MetricFamily],
+        format: ScrapeFormat,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Inconsistent> {
         let state = self.shared.state.read();
         if let Some(problem) = state.inconsistency() {
             return Err(Inconsistent(problem.to_string()));
         }
-        state.render_text(own, &self.shared.options.reserved, out);
+        state.render(own, &self.shared.options.reserved, format, out);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::ValidationError;
 use crate::exposition::model::{Label, MetricFamily, MetricKind, MetricValue};
 use crate::exposition::names::{is_valid_label_name, is_valid_metric_name};
+use crate::exposition::protobuf::encode_metric_fields;
 use crate::exposition::text_write::write_series;
 use crate::grouping::GroupingKey;
 
@@ -32,8 +33,10 @@ pub struct PreparedFamily {
     pub help: Option<Arc<str>>,
     pub kind: MetricKind,
     pub family: MetricFamily,
-    /// The family's sample lines (no `# HELP`/`# TYPE`), as a scrape writes them.
+    /// The family's sample lines (no `# HELP`/`# TYPE`), as a text scrape writes them.
     pub text: Bytes,
+    /// The family's `metric` fields, as a protobuf scrape writes them.
+    pub proto: Bytes,
 }
 
 /// The labels every series of the group carries: the grouping key plus `instance=""` when
@@ -134,11 +137,14 @@ fn prepare_family(
     for metric in &family.metrics {
         write_series(&mut text, &family.name, metric);
     }
+    let mut proto = Vec::with_capacity(text.len());
+    encode_metric_fields(&family.metrics, &mut proto);
     Ok(PreparedFamily {
         name: family.name.as_str().into(),
         help: family.help.as_deref().map(Arc::from),
         kind: family.kind,
         text: Bytes::from(text),
+        proto: Bytes::from(proto),
         family,
     })
 }
@@ -202,6 +208,7 @@ mod tests {
                 value: MetricValue::Gauge(value),
                 timestamp_ms: None,
             }],
+            unit: None,
         }
     }
 

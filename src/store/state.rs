@@ -19,6 +19,8 @@ use super::prepare::{
 };
 use super::{PushMode, ReservedFamily, ValidationError};
 use crate::exposition::model::{Label, Metric, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::negotiate::ScrapeFormat;
+use crate::exposition::protobuf::{encode_metric_fields, write_family_message};
 use crate::exposition::text_write::{write_header, write_series};
 use crate::grouping::GroupingKey;
 
@@ -49,6 +51,7 @@ struct Group {
 
 #[derive(Debug)]
 struct NameEntry {
+    name: Arc<str>,
     members: BTreeMap<GroupingKey, Member>,
 }
 
@@ -57,6 +60,7 @@ struct Member {
     kind: MetricKind,
     help: Option<Arc<str>>,
     text: Bytes,
+    proto: Bytes,
 }
 
 impl NameEntry {
@@ -300,10 +304,12 @@ impl State {
                 kind: family.kind,
                 help: family.help.clone(),
                 text: family.text,
+                proto: family.proto,
             };
             self.names
                 .entry(family.name.clone())
                 .or_insert_with(|| NameEntry {
+                    name: family.name.clone(),
                     members: BTreeMap::new(),
                 })
                 .members
@@ -373,14 +379,18 @@ impl State {
                 timestamp_ms: None,
             };
             write_series(&mut text, name, &metric);
+            let mut proto = Vec::with_capacity(text.len());
+            encode_metric_fields(std::slice::from_ref(&metric), &mut proto);
             let member = Member {
                 kind: MetricKind::Gauge,
                 help: Some(Arc::from(help)),
                 text: Bytes::from(text),
+                proto: Bytes::from(proto),
             };
             self.names
                 .entry(Arc::from(name))
                 .or_insert_with(|| NameEntry {
+                    name: Arc::from(name),
                     members: BTreeMap::new(),
                 })
                 .members
@@ -393,10 +403,11 @@ impl State {
     /// Within a family, groups follow grouping-key order and each group's series are sorted
     /// by labels. Help comes from the gateway's own metric of that name, else from the first
     /// group (in grouping-key order) that pushed help for it.
-    pub(super) fn render_text(
+    pub(super) fn render(
         &self,
         own: &[MetricFamily],
         reserved: &[ReservedFamily],
+        format: ScrapeFormat,
         out: &mut Vec<u8>,
     ) {
         let mut own = own.iter().peekable();
@@ -408,32 +419,56 @@ impl State {
                 (None, Some(_)) => false,
                 (Some(o), Some((name, _))) => o.name.as_str() <= &***name,
             };
-            if take_own {
-                let Some(family) = own.next() else { break };
-                let pushed = stored.next_if(|(name, _)| &***name == family.name.as_str());
-                write_header(out, &family.name, family.help.as_deref(), family.kind);
-                for metric in &family.metrics {
-                    write_series(out, &family.name, metric);
+            let (own_family, entry) = if take_own {
+                let family = own.next();
+                let name = family.map(|f| f.name.as_str()).unwrap_or_default();
+                (
+                    family,
+                    stored
+                        .next_if(|(stored_name, _)| &***stored_name == name)
+                        .map(|(_, e)| e),
+                )
+            } else {
+                (None, stored.next().map(|(_, e)| e))
+            };
+            let members = entry.map(|e| &e.members);
+            let (name, help, kind) = match (own_family, members.and_then(|m| m.iter().next())) {
+                (Some(family), _) => (family.name.as_str(), family.help.as_deref(), family.kind),
+                (None, Some((_, first))) => {
+                    let Some((name, _)) = entry.and_then(|e| self.names.get_key_value(&*e.name))
+                    else {
+                        continue;
+                    };
+                    let help = match reserved_family(reserved, name) {
+                        Some(own) => Some(own.help),
+                        None => members
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .find_map(|m| m.help.as_deref()),
+                    };
+                    (&**name, help, first.kind)
                 }
-                if let Some((_, entry)) = pushed {
-                    for member in entry.members.values() {
+                (None, None) => continue,
+            };
+            let members = members.into_iter().flat_map(|m| m.values());
+            match format {
+                ScrapeFormat::Text => {
+                    write_header(out, name, help, kind);
+                    for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
+                        write_series(out, name, metric);
+                    }
+                    for member in members {
                         out.extend_from_slice(&member.text);
                     }
                 }
-            } else {
-                let Some((name, entry)) = stored.next() else {
-                    break;
-                };
-                let Some(first) = entry.members.values().next() else {
-                    continue;
-                };
-                let help = match reserved_family(reserved, name) {
-                    Some(own) => Some(own.help),
-                    None => entry.members.values().find_map(|m| m.help.as_deref()),
-                };
-                write_header(out, name, help, first.kind);
-                for member in entry.members.values() {
-                    out.extend_from_slice(&member.text);
+                ScrapeFormat::Protobuf => {
+                    let mut own_fields = Vec::new();
+                    if let Some(family) = own_family {
+                        encode_metric_fields(&family.metrics, &mut own_fields);
+                    }
+                    let mut fields: Vec<&[u8]> = vec![&own_fields];
+                    fields.extend(members.map(|m| &m.proto[..]));
+                    write_family_message(out, name, help, kind, &fields);
                 }
             }
         }

@@ -1,0 +1,156 @@
+//! Choosing formats from HTTP headers: the push body's `Content-Type` and the scrape's
+//! `Accept` header (with q-values, as Prometheus sends it).
+
+/// A format the scrape can be served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrapeFormat {
+    /// Text exposition format 0.0.4.
+    Text,
+    /// Length-delimited protobuf `MetricFamily` messages.
+    Protobuf,
+}
+
+impl ScrapeFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ScrapeFormat::Text => "text/plain; version=0.0.4; charset=utf-8",
+            ScrapeFormat::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
+        }
+    }
+}
+
+/// A push body's format, from its `Content-Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushFormat {
+    Text,
+    Protobuf,
+    /// The protobuf media type with parameters we cannot read (another message or encoding).
+    UnsupportedProtobuf(String),
+}
+
+const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+const METRIC_FAMILY_PROTO: &str = "io.prometheus.client.MetricFamily";
+
+/// A media type split into its lower-cased type and its parameters (names lower-cased,
+/// values unquoted).
+struct MediaType<'a> {
+    essence: String,
+    params: Vec<(String, &'a str)>,
+}
+
+fn parse_media_type(text: &str) -> MediaType<'_> {
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params = parts
+        .filter_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            Some((
+                name.trim().to_ascii_lowercase(),
+                value.trim().trim_matches('"'),
+            ))
+        })
+        .collect();
+    MediaType { essence, params }
+}
+
+impl MediaType<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Upstream reads protobuf only for the delimited `MetricFamily` media type and treats every
+/// other body as text (curl sends `application/x-www-form-urlencoded`).
+pub fn push_format(content_type: Option<&str>) -> PushFormat {
+    let Some(content_type) = content_type else {
+        return PushFormat::Text;
+    };
+    let media = parse_media_type(content_type);
+    if media.essence != PROTOBUF_MEDIA_TYPE {
+        return PushFormat::Text;
+    }
+    if media.param("proto") == Some(METRIC_FAMILY_PROTO)
+        && media.param("encoding") == Some("delimited")
+    {
+        PushFormat::Protobuf
+    } else {
+        PushFormat::UnsupportedProtobuf(content_type.to_string())
+    }
+}
+
+/// Picks the scrape format from `Accept`: the highest q-value among the formats we serve,
+/// the earlier one on a tie; text when nothing matches or there is no header.
+pub fn scrape_format(accept: Option<&str>) -> ScrapeFormat {
+    let Some(accept) = accept else {
+        return ScrapeFormat::Text;
+    };
+    let mut best: Option<(f32, ScrapeFormat)> = None;
+    for item in accept.split(',') {
+        let media = parse_media_type(item);
+        let quality = media
+            .param("q")
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let format = match media.essence.as_str() {
+            PROTOBUF_MEDIA_TYPE
+                if media.param("proto") == Some(METRIC_FAMILY_PROTO)
+                    && media.param("encoding") == Some("delimited") =>
+            {
+                ScrapeFormat::Protobuf
+            }
+            "text/plain" => ScrapeFormat::Text,
+            _ => continue,
+        };
+        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+            best = Some((quality, format));
+        }
+    }
+    best.map(|(_, format)| format).unwrap_or(ScrapeFormat::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_formats() {
+        assert_eq!(push_format(None), PushFormat::Text);
+        assert_eq!(
+            push_format(Some("application/x-www-form-urlencoded")),
+            PushFormat::Text
+        );
+        assert_eq!(
+            push_format(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")),
+            PushFormat::Protobuf
+        );
+        assert_eq!(
+            push_format(Some("Application/Vnd.Google.Protobuf;Encoding=delimited; PROTO=\"io.prometheus.client.MetricFamily\"")),
+            PushFormat::Protobuf
+        );
+        assert!(matches!(
+            push_format(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text")),
+            PushFormat::UnsupportedProtobuf(_)
+        ));
+    }
+
+    #[test]
+    fn scrape_formats() {
+        assert_eq!(scrape_format(None), ScrapeFormat::Text);
+        assert_eq!(scrape_format(Some("*/*")), ScrapeFormat::Text);
+        let prometheus_with_native_histograms = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        assert_eq!(
+            scrape_format(Some(prometheus_with_native_histograms)),
+            ScrapeFormat::Protobuf
+        );
+        assert_eq!(
+            scrape_format(Some("text/plain;version=0.0.4;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5")),
+            ScrapeFormat::Text
+        );
+        assert_eq!(
+            scrape_format(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0")),
+            ScrapeFormat::Text
+        );
+    }
+}
