@@ -6,6 +6,7 @@
 pub mod model;
 pub mod names;
 pub mod negotiate;
+pub mod openmetrics;
 pub mod proto;
 pub mod protobuf;
 pub mod text_parse;

@@ -8,6 +8,8 @@ pub enum ScrapeFormat {
     Text,
     /// Length-delimited protobuf `MetricFamily` messages.
     Protobuf,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
 }
 
 impl ScrapeFormat {
@@ -17,6 +19,7 @@ impl ScrapeFormat {
             ScrapeFormat::Protobuf => {
                 "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
             }
+            ScrapeFormat::OpenMetrics => super::openmetrics::CONTENT_TYPE,
         }
     }
 }
@@ -101,6 +104,11 @@ pub fn scrape_format(accept: Option<&str>) -> ScrapeFormat {
                 ScrapeFormat::Protobuf
             }
             "text/plain" => ScrapeFormat::Text,
+            "application/openmetrics-text"
+                if matches!(media.param("version"), None | Some("1.0.0") | Some("0.0.1")) =>
+            {
+                ScrapeFormat::OpenMetrics
+            }
             _ => continue,
         };
         if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {

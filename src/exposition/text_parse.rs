@@ -2087,7 +2087,7 @@ mod tests {
     }
 
     #[test]
-    fn large_body_parses_quickly() {
+    fn large_bodies_parse_completely() {
         let mut body = String::new();
         for i in 0..100_000 {
             body.push_str(&format!(
@@ -2095,10 +2095,7 @@ mod tests {
                 i % 100
             ));
         }
-        let started = std::time::Instant::now();
         let families = parse(&body);
-        let elapsed = started.elapsed();
-        eprintln!("100000 lines ({} bytes) in {elapsed:?}", body.len());
         assert_eq!(families.len(), 100);
         assert_eq!(
             families.iter().map(|f| f.metrics.len()).sum::<usize>(),
@@ -2112,9 +2109,7 @@ mod tests {
             }
             body.push_str(&format!("h_sum{{i=\"{i}\"}} 1\nh_count{{i=\"{i}\"}} {i}\n"));
         }
-        let started = std::time::Instant::now();
         let families = parse(&body);
-        eprintln!("120000 histogram lines in {:?}", started.elapsed());
         assert_eq!(families[0].metrics.len(), 20_000);
     }
 

@@ -32,7 +32,7 @@ pub enum ApiError {
         encoding: &'static str,
         reason: String,
     },
-    #[error("unsupported Content-Encoding {0:?} (supported: gzip, identity)")]
+    #[error("unsupported Content-Encoding {0:?} (supported: gzip, snappy, identity)")]
     UnsupportedEncoding(String),
     #[error("unsupported Content-Type {0:?}: protobuf pushes must be proto=io.prometheus.client.MetricFamily; encoding=delimited")]
     UnsupportedContentType(String),

@@ -20,6 +20,7 @@ use super::prepare::{
 use super::{PushMode, ReservedFamily, ValidationError};
 use crate::exposition::model::{Label, Metric, MetricFamily, MetricKind, MetricValue};
 use crate::exposition::negotiate::ScrapeFormat;
+use crate::exposition::openmetrics;
 use crate::exposition::protobuf::{encode_metric_fields, write_family_message};
 use crate::exposition::text_write::{write_header, write_series};
 use crate::grouping::GroupingKey;
@@ -61,6 +62,8 @@ struct Member {
     help: Option<Arc<str>>,
     text: Bytes,
     proto: Bytes,
+    /// The series themselves, for formats rendered at scrape time (OpenMetrics).
+    family: Arc<MetricFamily>,
 }
 
 impl NameEntry {
@@ -300,11 +303,13 @@ impl State {
             }
         }
         for family in pushed {
+            let series = Arc::new(family.family);
             let member = Member {
                 kind: family.kind,
                 help: family.help.clone(),
                 text: family.text,
                 proto: family.proto,
+                family: series.clone(),
             };
             self.names
                 .entry(family.name.clone())
@@ -318,7 +323,7 @@ impl State {
                 group.families.insert(
                     family.name,
                     StoredFamily {
-                        family: Arc::new(family.family),
+                        family: series,
                         pushed_at: now,
                     },
                 );
@@ -386,6 +391,13 @@ impl State {
                 help: Some(Arc::from(help)),
                 text: Bytes::from(text),
                 proto: Bytes::from(proto),
+                family: Arc::new(MetricFamily {
+                    name: name.to_string(),
+                    help: Some(help.to_string()),
+                    kind: MetricKind::Gauge,
+                    metrics: vec![metric],
+                    unit: None,
+                }),
             };
             self.names
                 .entry(Arc::from(name))
@@ -470,7 +482,28 @@ impl State {
                     fields.extend(members.map(|m| &m.proto[..]));
                     write_family_message(out, name, help, kind, &fields);
                 }
+                ScrapeFormat::OpenMetrics => {
+                    let taken = |candidate: &str| {
+                        self.names.contains_key(candidate)
+                            || reserved_family(reserved, candidate).is_some()
+                    };
+                    let family = openmetrics::om_family(name, kind, taken);
+                    let members: Vec<&Member> = members.collect();
+                    let unit = members.iter().find_map(|m| m.family.unit.as_deref());
+                    openmetrics::write_header(out, family, help, unit);
+                    for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
+                        openmetrics::write_series(out, family, metric);
+                    }
+                    for member in members {
+                        for metric in &member.family.metrics {
+                            openmetrics::write_series(out, family, metric);
+                        }
+                    }
+                }
             }
+        }
+        if format == ScrapeFormat::OpenMetrics {
+            openmetrics::write_eof(out);
         }
     }
 

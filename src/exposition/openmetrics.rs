@@ -1,0 +1,349 @@
+//! Writing OpenMetrics 1.0.0 text, which upstream does not offer (its issue #400).
+//!
+//! The difference from the 0.0.4 text format that matters to users is naming: an
+//! OpenMetrics counter family `foo` exposes `foo_total`. A pushed counter whose name already
+//! ends in `_total` becomes such a family and keeps its series name. A counter named without
+//! `_total` would be renamed by that rule, and Prometheus would store it under a different
+//! name than it does when scraping the Go gateway; so such a counter is declared `unknown`
+//! instead, which keeps its name (and `rate()` works the same). The same fallback applies when
+//! the shortened name is taken by another family. Exemplars and `_created` samples, which the
+//! 0.0.4 format cannot carry, are written here.
+
+use super::model::{Exemplar, Label, Metric, MetricKind, MetricValue, Timestamp};
+use super::text_write::{write_escaped_help, write_escaped_label_value, write_float};
+
+/// The OpenMetrics media type, as served.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How a family is declared in OpenMetrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OmFamily<'a> {
+    /// The family name on the `# TYPE` line.
+    pub name: &'a str,
+    pub om_type: &'static str,
+}
+
+/// Works out the OpenMetrics family for a stored family `name` of `kind`. `name_taken` says
+/// whether another family already uses a given name.
+pub fn om_family(name: &str, kind: MetricKind, name_taken: impl Fn(&str) -> bool) -> OmFamily<'_> {
+    let om_type = match kind {
+        MetricKind::Counter => match name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() && !name_taken(base) => {
+                return OmFamily {
+                    name: base,
+                    om_type: "counter",
+                }
+            }
+            _ => "unknown",
+        },
+        MetricKind::Gauge => "gauge",
+        MetricKind::Summary => "summary",
+        MetricKind::Untyped => "unknown",
+        MetricKind::Histogram => "histogram",
+        MetricKind::GaugeHistogram => "gaugehistogram",
+    };
+    OmFamily { name, om_type }
+}
+
+/// Appends `# TYPE`, `# UNIT` (when given) and `# HELP` (when given).
+pub fn write_header(
+    out: &mut Vec<u8>,
+    family: OmFamily<'_>,
+    help: Option<&str>,
+    unit: Option<&str>,
+) {
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(family.name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(family.om_type.as_bytes());
+    out.push(b'\n');
+    if let Some(unit) = unit.filter(|u| !u.is_empty() && family.name.ends_with(&format!("_{u}"))) {
+        out.extend_from_slice(b"# UNIT ");
+        out.extend_from_slice(family.name.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(unit.as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(help) = help {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(family.name.as_bytes());
+        out.push(b' ');
+        write_escaped_help_om(out, help);
+        out.push(b'\n');
+    }
+}
+
+/// OpenMetrics escapes `"` in help too.
+fn write_escaped_help_om(out: &mut Vec<u8>, help: &str) {
+    let mut plain = Vec::with_capacity(help.len());
+    write_escaped_help(&mut plain, help);
+    for b in plain {
+        if b == b'"' {
+            out.extend_from_slice(b"\\\"");
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+/// The closing line every OpenMetrics exposition ends with.
+pub fn write_eof(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"# EOF\n");
+}
+
+/// An OpenMetrics number: like the text format, but integral values get a `.0`.
+fn write_om_float(out: &mut Vec<u8>, value: f64) {
+    let start = out.len();
+    write_float(out, value);
+    if value.is_finite() && !out[start..].iter().any(|b| *b == b'.' || *b == b'e') {
+        out.extend_from_slice(b".0");
+    }
+}
+
+fn write_timestamp_seconds(out: &mut Vec<u8>, ts: &Timestamp) {
+    write_om_float(out, ts.seconds as f64 + f64::from(ts.nanos) / 1e9);
+}
+
+fn write_labels(out: &mut Vec<u8>, labels: &[Label], extra: Option<(&str, f64)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push(b'{');
+    let mut first = true;
+    for label in labels {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(label.name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        write_escaped_label_value(out, &label.value);
+        out.push(b'"');
+    }
+    if let Some((name, value)) = extra {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        write_om_float(out, value);
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
+    out.extend_from_slice(b" # {");
+    for (i, label) in exemplar.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(label.name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        write_escaped_label_value(out, &label.value);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"} ");
+    write_om_float(out, exemplar.value);
+    if let Some(ts) = &exemplar.timestamp {
+        out.push(b' ');
+        write_timestamp_seconds(out, ts);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_sample(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: &[Label],
+    extra: Option<(&str, f64)>,
+    value: f64,
+    exemplar: Option<&Exemplar>,
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    write_labels(out, labels, extra);
+    out.push(b' ');
+    write_om_float(out, value);
+    if let Some(exemplar) = exemplar {
+        write_exemplar(out, exemplar);
+    }
+    out.push(b'\n');
+}
+
+fn write_created(out: &mut Vec<u8>, name: &str, labels: &[Label], created: Option<&Timestamp>) {
+    if let Some(ts) = created {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"_created");
+        write_labels(out, labels, None);
+        out.push(b' ');
+        write_timestamp_seconds(out, ts);
+        out.push(b'\n');
+    }
+}
+
+/// Appends the samples of one metric of a family declared as `family`.
+pub fn write_series(out: &mut Vec<u8>, family: OmFamily<'_>, metric: &Metric) {
+    let labels = &metric.labels;
+    let name = family.name;
+    match &metric.value {
+        MetricValue::Counter(counter) if family.om_type == "counter" => {
+            write_sample(
+                out,
+                name,
+                "_total",
+                labels,
+                None,
+                counter.value,
+                counter.exemplar.as_deref(),
+            );
+            write_created(out, name, labels, counter.created.as_ref());
+        }
+        MetricValue::Counter(counter) => write_sample(
+            out,
+            name,
+            "",
+            labels,
+            None,
+            counter.value,
+            counter.exemplar.as_deref(),
+        ),
+        MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
+            write_sample(out, name, "", labels, None, *v, None)
+        }
+        MetricValue::Summary(summary) => {
+            for q in &summary.quantiles {
+                write_sample(
+                    out,
+                    name,
+                    "",
+                    labels,
+                    Some(("quantile", q.quantile)),
+                    q.value,
+                    None,
+                );
+            }
+            write_sample(out, name, "_sum", labels, None, summary.sample_sum, None);
+            write_sample(
+                out,
+                name,
+                "_count",
+                labels,
+                None,
+                summary.sample_count as f64,
+                None,
+            );
+            write_created(out, name, labels, summary.created.as_ref());
+        }
+        MetricValue::Histogram(histogram) => {
+            let mut saw_inf = false;
+            for bucket in &histogram.buckets {
+                saw_inf |= bucket.upper_bound == f64::INFINITY;
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some(("le", bucket.upper_bound)),
+                    bucket.count(),
+                    bucket.exemplar.as_deref(),
+                );
+            }
+            if !saw_inf {
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some(("le", f64::INFINITY)),
+                    histogram.count(),
+                    None,
+                );
+            }
+            let (sum, count) = if family.om_type == "gaugehistogram" {
+                ("_gsum", "_gcount")
+            } else {
+                ("_sum", "_count")
+            };
+            write_sample(out, name, sum, labels, None, histogram.sample_sum, None);
+            write_sample(out, name, count, labels, None, histogram.count(), None);
+            write_created(out, name, labels, histogram.created.as_ref());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::model::{Bucket, Counter, Histogram};
+
+    fn render(name: &str, kind: MetricKind, metric: &Metric) -> String {
+        let family = om_family(name, kind, |_| false);
+        let mut out = Vec::new();
+        write_header(&mut out, family, Some("Help \"q\"."), None);
+        write_series(&mut out, family, metric);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn counters_keep_their_series_name() {
+        let metric = Metric {
+            labels: vec![Label::new("job", "j")],
+            value: MetricValue::Counter(Counter {
+                value: 3.0,
+                created: Some(Timestamp {
+                    seconds: 10,
+                    nanos: 500_000_000,
+                }),
+                exemplar: Some(Box::new(Exemplar {
+                    labels: vec![Label::new("trace_id", "abc")],
+                    value: 1.0,
+                    timestamp: Some(Timestamp {
+                        seconds: 12,
+                        nanos: 0,
+                    }),
+                })),
+            }),
+            timestamp_ms: None,
+        };
+        assert_eq!(
+            render("requests_total", MetricKind::Counter, &metric),
+            "# TYPE requests counter\n# HELP requests Help \\\"q\\\".\nrequests_total{job=\"j\"} 3.0 # {trace_id=\"abc\"} 1.0 12.0\nrequests_created{job=\"j\"} 10.5\n"
+        );
+        assert_eq!(
+            render("requests", MetricKind::Counter, &metric),
+            "# TYPE requests unknown\n# HELP requests Help \\\"q\\\".\nrequests{job=\"j\"} 3.0 # {trace_id=\"abc\"} 1.0 12.0\n"
+        );
+        let taken = om_family("a_total", MetricKind::Counter, |n| n == "a");
+        assert_eq!(
+            taken,
+            OmFamily {
+                name: "a_total",
+                om_type: "unknown"
+            }
+        );
+    }
+
+    #[test]
+    fn histogram_gets_inf_bucket() {
+        let metric = Metric {
+            labels: vec![],
+            value: MetricValue::Histogram(Box::new(Histogram {
+                sample_count: 2,
+                sample_sum: 0.5,
+                buckets: vec![Bucket {
+                    upper_bound: 1.0,
+                    cumulative_count: 1,
+                    ..Bucket::default()
+                }],
+                ..Histogram::default()
+            })),
+            timestamp_ms: None,
+        };
+        assert_eq!(
+            render("h", MetricKind::Histogram, &metric),
+            "# TYPE h histogram\n# HELP h Help \\\"q\\\".\nh_bucket{le=\"1.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_sum 0.5\nh_count 2.0\n"
+        );
+    }
+}
