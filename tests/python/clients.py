@@ -82,4 +82,12 @@ except OSError as error:
 delete_from_gateway(address, job="batch/backup", grouping_key=grouping)
 families = scrape()
 check(samples(families, "records_processed_total") == [], "delete_from_gateway left the group")
+
+# 3. Compressed pushes: gzip, and snappy (python-snappy's framed stream format).
+for compression in ("gzip", "snappy"):
+    compressed = CollectorRegistry()
+    Gauge("compressed_push", "Pushed compressed", registry=compressed).set(len(compression))
+    push_to_gateway(address, job=f"compressed_{compression}", registry=compressed, compression=compression)
+    found = samples(scrape(), "compressed_push")
+    check(any(s.labels["job"] == f"compressed_{compression}" and s.value == len(compression) for s in found), f"{compression} push missing: {found}")
 print("python clients: ok")
