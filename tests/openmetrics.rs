@@ -65,3 +65,23 @@ print("openmetrics parsed:", len(names), "families")
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn requested_escaping_is_echoed_in_the_content_type() {
+    let gw = Gateway::start(&[]);
+    let reply = gw.request_with(
+        "GET",
+        "/metrics",
+        Vec::new(),
+        &[("Accept", "text/plain;version=0.0.4;escaping=underscores")],
+    );
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+    );
+    let reply = gw.request_with("GET", "/metrics", Vec::new(), &[("Accept", "*/*")]);
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+}

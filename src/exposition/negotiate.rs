@@ -83,13 +83,43 @@ pub fn push_format(content_type: Option<&str>) -> PushFormat {
     }
 }
 
+/// The name-escaping schemes a scraper may ask for with `escaping=` (upstream 1.11).
+const ESCAPING_SCHEMES: [&str; 4] = ["allow-utf-8", "underscores", "dots", "values"];
+
+/// What a scrape will be served as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub format: ScrapeFormat,
+    /// The `escaping=` the chosen `Accept` entry asked for, echoed in the Content-Type. Every
+    /// name the gateway stores today follows the legacy rules, so no scheme changes a name.
+    pub escaping: Option<&'static str>,
+}
+
+impl Negotiated {
+    pub fn content_type(&self) -> String {
+        match self.escaping {
+            Some(scheme) => format!("{}; escaping={scheme}", self.format.content_type()),
+            None => self.format.content_type().to_string(),
+        }
+    }
+}
+
 /// Picks the scrape format from `Accept`: the highest q-value among the formats we serve,
 /// the earlier one on a tie; text when nothing matches or there is no header.
 pub fn scrape_format(accept: Option<&str>) -> ScrapeFormat {
-    let Some(accept) = accept else {
-        return ScrapeFormat::Text;
+    negotiate_scrape(accept).format
+}
+
+/// Like [`scrape_format`], also reporting the requested name escaping.
+pub fn negotiate_scrape(accept: Option<&str>) -> Negotiated {
+    let text = Negotiated {
+        format: ScrapeFormat::Text,
+        escaping: None,
     };
-    let mut best: Option<(f32, ScrapeFormat)> = None;
+    let Some(accept) = accept else {
+        return text;
+    };
+    let mut best: Option<(f32, Negotiated)> = None;
     for item in accept.split(',') {
         let media = parse_media_type(item);
         let quality = media
@@ -111,11 +141,14 @@ pub fn scrape_format(accept: Option<&str>) -> ScrapeFormat {
             }
             _ => continue,
         };
+        let escaping = media
+            .param("escaping")
+            .and_then(|asked| ESCAPING_SCHEMES.into_iter().find(|s| *s == asked));
         if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
-            best = Some((quality, format));
+            best = Some((quality, Negotiated { format, escaping }));
         }
     }
-    best.map(|(_, format)| format).unwrap_or(ScrapeFormat::Text)
+    best.map(|(_, negotiated)| negotiated).unwrap_or(text)
 }
 
 #[cfg(test)]

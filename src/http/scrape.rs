@@ -14,12 +14,13 @@ use flate2::Compression;
 
 use super::errors::ApiError;
 use super::AppState;
-use crate::exposition::negotiate::scrape_format;
+use crate::exposition::negotiate::negotiate_scrape;
 
 pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let own = app.telemetry.collect();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = scrape_format(accept);
+    let negotiated = negotiate_scrape(accept);
+    let format = negotiated.format;
     let mut body = Vec::with_capacity(app.scrape_size_hint());
     if let Err(inconsistent) = app.store.render(&own, format, &mut body) {
         tracing::error!(error = %inconsistent, "Scrape failed");
@@ -29,7 +30,8 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+        HeaderValue::from_str(&negotiated.content_type())
+            .unwrap_or_else(|_| HeaderValue::from_static(format.content_type())),
     );
     if accepts_gzip(&headers) {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
