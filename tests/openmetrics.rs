@@ -32,12 +32,12 @@ fn openmetrics_scrape_keeps_series_names_and_ends_with_eof() {
     let text = scrape_openmetrics(&gw);
     assert!(text.ends_with("# EOF\n"), "{text}");
     for expected in [
-        "# TYPE jobs counter\njobs_total{instance=\"\",job=\"om\"} 3.0\n",
-        "# TYPE legacy_counter unknown\nlegacy_counter{instance=\"\",job=\"om\"} 4.0\n",
-        "# TYPE g gauge\ng{instance=\"\",job=\"om\"} 1.0\n",
-        "# TYPE u unknown\nu{instance=\"\",job=\"om\"} 2.0\n",
-        "h_bucket{instance=\"\",job=\"om\",le=\"1.0\"} 1.0\nh_bucket{instance=\"\",job=\"om\",le=\"+Inf\"} 2.0\nh_sum{instance=\"\",job=\"om\"} 0.5\nh_count{instance=\"\",job=\"om\"} 2.0\n",
-        "s{instance=\"\",job=\"om\",quantile=\"0.5\"} 1.0\n",
+        "# TYPE jobs counter\njobs_total{instance=\"\",job=\"om\"} 3\n",
+        "# TYPE legacy_counter unknown\nlegacy_counter{instance=\"\",job=\"om\"} 4\n",
+        "# TYPE g gauge\ng{instance=\"\",job=\"om\"} 1\n",
+        "# TYPE u unknown\nu{instance=\"\",job=\"om\"} 2\n",
+        "h_bucket{instance=\"\",job=\"om\",le=\"1\"} 1\nh_bucket{instance=\"\",job=\"om\",le=\"+Inf\"} 2\nh_sum{instance=\"\",job=\"om\"} 0.5\nh_count{instance=\"\",job=\"om\"} 2\n",
+        "s{instance=\"\",job=\"om\",quantile=\"0.5\"} 1\n",
     ] {
         assert!(text.contains(expected), "missing\n{expected}\nin\n{text}");
     }

@@ -91,13 +91,11 @@ pub fn write_eof(out: &mut Vec<u8>) {
     out.extend_from_slice(b"# EOF\n");
 }
 
-/// An OpenMetrics number: like the text format, but integral values get a `.0`.
+/// Numbers, `le` and `quantile` values are written exactly as in the text format (`1`, not
+/// `1.0`): both are valid OpenMetrics, and Prometheus 2 keeps `le` as the string it reads, so
+/// this keeps bucket series identical to a scrape of the Go gateway.
 fn write_om_float(out: &mut Vec<u8>, value: f64) {
-    let start = out.len();
     write_float(out, value);
-    if value.is_finite() && !out[start..].iter().any(|b| *b == b'.' || *b == b'e') {
-        out.extend_from_slice(b".0");
-    }
 }
 
 fn write_timestamp_seconds(out: &mut Vec<u8>, ts: &Timestamp) {
@@ -309,11 +307,11 @@ mod tests {
         };
         assert_eq!(
             render("requests_total", MetricKind::Counter, &metric),
-            "# TYPE requests counter\n# HELP requests Help \\\"q\\\".\nrequests_total{job=\"j\"} 3.0 # {trace_id=\"abc\"} 1.0 12.0\nrequests_created{job=\"j\"} 10.5\n"
+            "# TYPE requests counter\n# HELP requests Help \\\"q\\\".\nrequests_total{job=\"j\"} 3 # {trace_id=\"abc\"} 1 12\nrequests_created{job=\"j\"} 10.5\n"
         );
         assert_eq!(
             render("requests", MetricKind::Counter, &metric),
-            "# TYPE requests unknown\n# HELP requests Help \\\"q\\\".\nrequests{job=\"j\"} 3.0 # {trace_id=\"abc\"} 1.0 12.0\n"
+            "# TYPE requests unknown\n# HELP requests Help \\\"q\\\".\nrequests{job=\"j\"} 3 # {trace_id=\"abc\"} 1 12\n"
         );
         let taken = om_family("a_total", MetricKind::Counter, |n| n == "a");
         assert_eq!(
@@ -343,7 +341,7 @@ mod tests {
         };
         assert_eq!(
             render("h", MetricKind::Histogram, &metric),
-            "# TYPE h histogram\n# HELP h Help \\\"q\\\".\nh_bucket{le=\"1.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_sum 0.5\nh_count 2.0\n"
+            "# TYPE h histogram\n# HELP h Help \\\"q\\\".\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n"
         );
     }
 }

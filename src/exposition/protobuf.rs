@@ -70,6 +70,25 @@ pub fn encode_metric_fields(metrics: &[Metric], out: &mut Vec<u8>) {
     }
 }
 
+/// Decodes metric fields written by [`encode_metric_fields`] back into metrics of a family
+/// of `kind` named `name`.
+pub fn decode_metric_fields(
+    fields: &[u8],
+    kind: MetricKind,
+    name: &str,
+) -> Result<Vec<Metric>, ProtobufError> {
+    let message = proto::MetricFamily::decode(fields).map_err(|error| ProtobufError::Decode {
+        index: 0,
+        offset: 0,
+        reason: error.to_string(),
+    })?;
+    message
+        .metric
+        .into_iter()
+        .map(|metric| metric_from_proto(metric, kind, name))
+        .collect()
+}
+
 /// Appends a length-delimited `MetricFamily` made of a header (name, help, type) and
 /// pre-encoded metric fields from [`encode_metric_fields`].
 pub fn write_family_message(

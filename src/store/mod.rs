@@ -11,9 +11,11 @@
 //! is held, and every critical section is short (index look-ups and pointer moves; rendering
 //! happens before the lock is taken).
 
+mod member;
 pub mod prepare;
 mod state;
 
+use std::collections::hash_map::RandomState;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -115,6 +117,8 @@ pub struct Store {
 struct Shared {
     state: RwLock<State>,
     options: StoreOptions,
+    /// Keys the label-set hashes; random per process so nobody can aim for collisions.
+    hasher: RandomState,
 }
 
 /// Seconds since the Unix epoch, with sub-second precision.
@@ -129,10 +133,12 @@ impl Store {
     pub fn new(options: StoreOptions) -> Store {
         let mut options = options;
         options.reserved.sort_by_key(|r| r.name);
+        let hasher = RandomState::new();
         Store {
             shared: Arc::new(Shared {
-                state: RwLock::new(State::default()),
+                state: RwLock::new(State::new(hasher.clone())),
                 options,
+                hasher,
             }),
         }
     }
@@ -148,8 +154,8 @@ impl Store {
         mode: PushMode,
     ) -> Result<PushOutcome, ValidationError> {
         let options = &self.shared.options;
-        let prepared = prepare::prepare_push(&key, families);
         let now = unix_now();
+        let prepared = prepare::prepare_push(&key, families, &self.shared.hasher, now);
         let mut state = self.shared.state.write();
         // Problems inside the push itself (timestamps, duplicates, bad names) are refused even
         // with the consistency check off: such a push could never be scraped.
@@ -192,7 +198,7 @@ impl Store {
 
     /// Removes every group at once.
     pub fn wipe(&self) {
-        *self.shared.state.write() = State::default();
+        *self.shared.state.write() = State::new(self.shared.hasher.clone());
     }
 
     /// Appends the exposition of every stored family in `format`, merged with the gateway's
@@ -211,7 +217,8 @@ impl Store {
         Ok(())
     }
 
-    /// A copy of what one group holds (cheap: the families are shared, not cloned).
+    /// What one group holds, with its families rebuilt from the stored text or protobuf
+    /// (costs a parse of the group's series: for the API and UI, not the hot paths).
     pub fn group(&self, key: &GroupingKey) -> Option<GroupSnapshot> {
         self.shared.state.read().group_snapshot(key)
     }
@@ -224,5 +231,164 @@ impl Store {
     /// Whether unchecked pushes have left the store inconsistent, and why.
     pub fn inconsistency(&self) -> Option<String> {
         self.shared.state.read().inconsistency().map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::model::Label;
+    use crate::exposition::text_parse::parse_text;
+
+    fn store(check: bool) -> Store {
+        Store::new(StoreOptions {
+            consistency_check: check,
+            reserved: vec![ReservedFamily {
+                name: "own_gauge",
+                kind: MetricKind::Gauge,
+                help: "Own.",
+            }],
+        })
+    }
+
+    fn key(pairs: &[(&str, &str)]) -> GroupingKey {
+        GroupingKey::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+    }
+
+    fn push(
+        store: &Store,
+        k: &GroupingKey,
+        body: &str,
+        mode: PushMode,
+    ) -> Result<PushOutcome, ValidationError> {
+        store.push(k.clone(), parse_text(body.as_bytes()).unwrap(), mode)
+    }
+
+    fn text(store: &Store) -> String {
+        let mut out = Vec::new();
+        store.render(&[], ScrapeFormat::Text, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn type_clash_with_other_groups_and_own_metrics() {
+        let s = store(true);
+        let a = key(&[("job", "a")]);
+        let b = key(&[("job", "b")]);
+        push(&s, &a, "# TYPE m counter\nm 1\n", PushMode::Replace).unwrap();
+        let before = text(&s);
+        assert!(matches!(
+            push(&s, &b, "# TYPE m gauge\nm 1\n", PushMode::Replace),
+            Err(ValidationError::TypeClash { .. })
+        ));
+        assert!(matches!(
+            push(
+                &s,
+                &b,
+                "# TYPE own_gauge counter\nown_gauge 1\n",
+                PushMode::Replace
+            ),
+            Err(ValidationError::TypeClash { .. })
+        ));
+        // Only b's failure time (and its creation) changed.
+        let after = text(&s);
+        assert!(after.contains("push_failure_time_seconds{instance=\"\",job=\"b\"}"));
+        assert!(after.contains("push_time_seconds{instance=\"\",job=\"b\"} 0\n"));
+        assert_eq!(
+            before
+                .lines()
+                .filter(|l| l.starts_with("m{"))
+                .collect::<Vec<_>>(),
+            after
+                .lines()
+                .filter(|l| l.starts_with("m{"))
+                .collect::<Vec<_>>()
+        );
+        // The only holder may change the type with PUT.
+        push(&s, &a, "# TYPE m gauge\nm 1\n", PushMode::Replace).unwrap();
+    }
+
+    #[test]
+    fn duplicates_across_groups_of_different_shapes() {
+        let s = store(true);
+        push(
+            &s,
+            &key(&[("job", "a")]),
+            "x{foo=\"bar\"} 1\n",
+            PushMode::Replace,
+        )
+        .unwrap();
+        assert!(matches!(
+            push(
+                &s,
+                &key(&[("job", "a"), ("foo", "bar")]),
+                "x 1\n",
+                PushMode::Replace
+            ),
+            Err(ValidationError::DuplicateAcrossGroups { .. })
+        ));
+        // Another value is a different series.
+        push(
+            &s,
+            &key(&[("job", "a"), ("foo", "baz")]),
+            "x 1\n",
+            PushMode::Replace,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn delete_and_wipe_clean_the_index() {
+        let s = store(true);
+        let a = key(&[("job", "a")]);
+        push(&s, &a, "# TYPE m counter\nm 1\n", PushMode::Replace).unwrap();
+        s.delete(&a);
+        assert_eq!(text(&s), "");
+        // With the old holder gone, another type is fine.
+        push(&s, &a, "# TYPE m gauge\nm 1\n", PushMode::Replace).unwrap();
+        s.wipe();
+        assert_eq!(text(&s), "");
+        assert!(s.groups().is_empty());
+    }
+
+    #[test]
+    fn post_merges_and_put_replaces() {
+        let s = store(true);
+        let a = key(&[("job", "a")]);
+        push(&s, &a, "m 1\nn 2\n", PushMode::Replace).unwrap();
+        push(&s, &a, "m 3\n", PushMode::Merge).unwrap();
+        let names: Vec<String> = s
+            .group(&a)
+            .unwrap()
+            .families
+            .iter()
+            .map(|f| f.family.name.clone())
+            .collect();
+        assert_eq!(names, vec!["m", "n"]);
+        push(&s, &a, "o 1\n", PushMode::Replace).unwrap();
+        let names: Vec<String> = s
+            .group(&a)
+            .unwrap()
+            .families
+            .iter()
+            .map(|f| f.family.name.clone())
+            .collect();
+        assert_eq!(names, vec!["o"]);
+    }
+
+    #[test]
+    fn unchecked_mode_marks_and_clears_inconsistency() {
+        let s = store(false);
+        let a = key(&[("job", "a")]);
+        let b = key(&[("job", "b")]);
+        assert_eq!(
+            push(&s, &a, "# TYPE m counter\nm 1\n", PushMode::Replace),
+            Ok(PushOutcome::AppliedUnchecked)
+        );
+        push(&s, &b, "# TYPE m gauge\nm 1\n", PushMode::Replace).unwrap();
+        assert!(s.inconsistency().is_some());
+        assert!(s.render(&[], ScrapeFormat::Text, &mut Vec::new()).is_err());
+        s.delete(&b);
+        assert_eq!(s.inconsistency(), None);
     }
 }

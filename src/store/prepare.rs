@@ -6,12 +6,14 @@
 //! family's text lines once so scrapes only copy bytes. The checks against what other groups
 //! hold live in [`super::state`].
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::member::{label_hash, text_is_lossless, Member};
 use super::ValidationError;
-use crate::exposition::model::{Label, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::model::{Label, MetricFamily, MetricValue};
 use crate::exposition::names::{is_valid_label_name, is_valid_metric_name};
 use crate::exposition::protobuf::encode_metric_fields;
 use crate::exposition::text_write::write_series;
@@ -30,13 +32,10 @@ pub const PUSH_FAILURE_TIME_HELP: &str =
 #[derive(Debug, Clone)]
 pub struct PreparedFamily {
     pub name: Arc<str>,
-    pub help: Option<Arc<str>>,
-    pub kind: MetricKind,
+    /// The parsed family, needed only while checking the push.
     pub family: MetricFamily,
-    /// The family's sample lines (no `# HELP`/`# TYPE`), as a text scrape writes them.
-    pub text: Bytes,
-    /// The family's `metric` fields, as a protobuf scrape writes them.
-    pub proto: Bytes,
+    /// What the store keeps.
+    pub member: Member,
 }
 
 /// The labels every series of the group carries: the grouping key plus `instance=""` when
@@ -57,6 +56,8 @@ pub fn group_series_labels(key: &GroupingKey) -> Vec<Label> {
 pub fn prepare_push(
     key: &GroupingKey,
     families: Vec<MetricFamily>,
+    hasher: &impl BuildHasher,
+    now: f64,
 ) -> Result<Vec<PreparedFamily>, ValidationError> {
     if let Some(family) = families
         .iter()
@@ -72,7 +73,7 @@ pub fn prepare_push(
         if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
             continue;
         }
-        let family = prepare_family(key, &group_labels, family)?;
+        let family = prepare_family(key, &group_labels, family, hasher, now)?;
         // Two families of one name in a push (possible in protobuf): the last one wins.
         prepared.retain(|p| p.name != family.name);
         prepared.push(family);
@@ -84,6 +85,8 @@ fn prepare_family(
     key: &GroupingKey,
     group_labels: &[Label],
     mut family: MetricFamily,
+    hasher: &impl BuildHasher,
+    now: f64,
 ) -> Result<PreparedFamily, ValidationError> {
     if !is_valid_metric_name(&family.name) {
         return Err(ValidationError::InvalidName(family.name.clone()));
@@ -137,15 +140,30 @@ fn prepare_family(
     for metric in &family.metrics {
         write_series(&mut text, &family.name, metric);
     }
-    let mut proto = Vec::with_capacity(text.len());
-    encode_metric_fields(&family.metrics, &mut proto);
+    let proto = (!text_is_lossless(&family)).then(|| {
+        let mut proto = Vec::with_capacity(text.len());
+        encode_metric_fields(&family.metrics, &mut proto);
+        Bytes::from(proto)
+    });
+    let mut hashes: Vec<u64> = family
+        .metrics
+        .iter()
+        .map(|metric| label_hash(hasher, &metric.labels))
+        .collect();
+    hashes.sort_unstable();
+    let member = Member {
+        kind: family.kind,
+        help: family.help.as_deref().map(Arc::from),
+        unit: family.unit.as_deref().map(Arc::from),
+        text: Bytes::from(text),
+        proto,
+        hashes: hashes.into_boxed_slice(),
+        pushed_at: now,
+    };
     Ok(PreparedFamily {
         name: family.name.as_str().into(),
-        help: family.help.as_deref().map(Arc::from),
-        kind: family.kind,
-        text: Bytes::from(text),
-        proto: Bytes::from(proto),
         family,
+        member,
     })
 }
 
@@ -192,7 +210,20 @@ pub fn series_display(name: &str, labels: &[Label]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::model::Metric;
+    use crate::exposition::model::{Metric, MetricKind};
+
+    /// `prepare_push` with a fresh hasher and a fixed time.
+    fn prepare(
+        key: &GroupingKey,
+        families: Vec<MetricFamily>,
+    ) -> Result<Vec<PreparedFamily>, ValidationError> {
+        prepare_push(
+            key,
+            families,
+            &std::collections::hash_map::RandomState::new(),
+            1.0,
+        )
+    }
 
     fn key(pairs: &[(&str, &str)]) -> GroupingKey {
         GroupingKey::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
@@ -215,7 +246,7 @@ mod tests {
     #[test]
     fn grouping_labels_overwrite_and_instance_is_added() {
         let k = key(&[("job", "j"), ("zone", "eu")]);
-        let prepared = prepare_push(
+        let prepared = prepare(
             &k,
             vec![gauge(
                 "m",
@@ -225,11 +256,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            std::str::from_utf8(&prepared[0].text).unwrap(),
+            std::str::from_utf8(&prepared[0].member.text).unwrap(),
             "m{instance=\"\",job=\"j\",x=\"y\",zone=\"eu\"} 1\n"
         );
         // A body instance label is kept when the key has none.
-        let prepared = prepare_push(&k, vec![gauge("m", &[("instance", "i2")], 1.0)]).unwrap();
+        let prepared = prepare(&k, vec![gauge("m", &[("instance", "i2")], 1.0)]).unwrap();
         assert_eq!(
             prepared[0].family.metrics[0].labels[0],
             Label::new("instance", "i2")
@@ -242,7 +273,7 @@ mod tests {
         family.metrics[0].timestamp_ms = Some(5);
         let bad_name = gauge("1bad", &[], 1.0);
         assert!(matches!(
-            prepare_push(&key(&[("job", "j")]), vec![bad_name, family]),
+            prepare(&key(&[("job", "j")]), vec![bad_name, family]),
             Err(ValidationError::Timestamp { .. })
         ));
     }
@@ -254,7 +285,7 @@ mod tests {
         family.metrics.push(family.metrics[0].clone());
         family.metrics[1].labels[0].value = "b".into();
         assert!(matches!(
-            prepare_push(&key(&[("job", "j")]), vec![family]),
+            prepare(&key(&[("job", "j")]), vec![family]),
             Err(ValidationError::DuplicateInPush { .. })
         ));
     }
@@ -264,11 +295,10 @@ mod tests {
         let mut family = gauge("m", &[], 1.0);
         family.kind = MetricKind::Counter;
         assert!(matches!(
-            prepare_push(&key(&[("job", "j")]), vec![family]),
+            prepare(&key(&[("job", "j")]), vec![family]),
             Err(ValidationError::ValueMismatch { .. })
         ));
-        let prepared =
-            prepare_push(&key(&[("job", "j")]), vec![gauge(PUSH_TIME, &[], 5.0)]).unwrap();
+        let prepared = prepare(&key(&[("job", "j")]), vec![gauge(PUSH_TIME, &[], 5.0)]).unwrap();
         assert!(prepared.is_empty());
     }
 }

@@ -1,18 +1,20 @@
 //! The groups, the per-name index over them, and the checks a push must pass against what
 //! other groups hold.
 //!
-//! `groups` holds each group's families. `names` is the consistency and scrape index: for
-//! every metric name, its type and, per group that carries it, the help and the rendered
-//! lines. A scrape walks `names` in order and copies bytes; a push looks up only the names it
+//! `groups` holds each group's times and the names of its families. `names` is the
+//! consistency and scrape index and holds the data: for every metric name, per group that
+//! carries it, a [`Member`] (type, help, rendered lines, label-set hashes). A scrape walks `names` in order and copies bytes; a push looks up only the names it
 //! carries. `shapes` counts the distinct sets of grouping-label names, which bounds the
 //! groups a pushed series could collide with (a series can only duplicate one in a group whose
 //! grouping labels it carries with the same values).
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::member::{label_hash, Member};
 use super::prepare::{
     group_series_labels, series_display, PreparedFamily, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP,
     PUSH_TIME, PUSH_TIME_HELP,
@@ -25,7 +27,7 @@ use crate::exposition::protobuf::{encode_metric_fields, write_family_message};
 use crate::exposition::text_write::{write_header, write_series};
 use crate::grouping::GroupingKey;
 
-/// One family as a group holds it.
+/// One family of a group, rebuilt from what the store keeps when a reader asks for it.
 #[derive(Debug, Clone)]
 pub struct StoredFamily {
     pub family: Arc<MetricFamily>,
@@ -45,7 +47,8 @@ pub struct GroupSnapshot {
 
 #[derive(Debug, Default)]
 struct Group {
-    families: BTreeMap<Arc<str>, StoredFamily>,
+    /// The names of the pushed families (their data lives in `State::names`).
+    families: Vec<Arc<str>>,
     push_time: f64,
     failure_time: f64,
 }
@@ -54,16 +57,6 @@ struct Group {
 struct NameEntry {
     name: Arc<str>,
     members: BTreeMap<GroupingKey, Member>,
-}
-
-#[derive(Debug, Clone)]
-struct Member {
-    kind: MetricKind,
-    help: Option<Arc<str>>,
-    text: Bytes,
-    proto: Bytes,
-    /// The series themselves, for formats rendered at scrape time (OpenMetrics).
-    family: Arc<MetricFamily>,
 }
 
 impl NameEntry {
@@ -81,12 +74,14 @@ impl NameEntry {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct State {
     groups: BTreeMap<GroupingKey, Group>,
     names: BTreeMap<Arc<str>, NameEntry>,
     shapes: HashMap<Vec<String>, usize>,
     inconsistent: Option<String>,
+    /// The store's label-set hasher (the same keys as the pushes were prepared with).
+    hasher: RandomState,
 }
 
 /// What a name resolves to once a push is applied, for the suffix checks.
@@ -102,7 +97,7 @@ impl Resolved<'_> {
     /// The type `name` will have after the push, and a description of where it comes from.
     fn kind_of(&self, name: &str) -> Option<(MetricKind, String)> {
         if let Some(family) = self.pushed.iter().find(|f| &*f.name == name) {
-            return Some((family.kind, "in the same push".to_string()));
+            return Some((family.member.kind, "in the same push".to_string()));
         }
         if let Some(reserved) = reserved_family(self.reserved, name) {
             return Some((
@@ -116,6 +111,15 @@ impl Resolved<'_> {
             .kind_besides(self.key, key_keeps_it)
             .map(|(kind, group)| (kind, format!("in group {group}")))
     }
+}
+
+/// The shared name of a time gauge, so each group does not allocate its own.
+fn time_gauge_name(name: &'static str) -> Arc<str> {
+    use std::sync::OnceLock;
+    static PUSH: OnceLock<Arc<str>> = OnceLock::new();
+    static FAILURE: OnceLock<Arc<str>> = OnceLock::new();
+    let cell = if name == PUSH_TIME { &PUSH } else { &FAILURE };
+    cell.get_or_init(|| Arc::from(name)).clone()
 }
 
 fn reserved_family<'a>(reserved: &'a [ReservedFamily], name: &str) -> Option<&'a ReservedFamily> {
@@ -143,6 +147,16 @@ impl State {
         self.inconsistent = Some(problem);
     }
 
+    pub(super) fn new(hasher: RandomState) -> State {
+        State {
+            groups: BTreeMap::new(),
+            names: BTreeMap::new(),
+            shapes: HashMap::new(),
+            inconsistent: None,
+            hasher,
+        }
+    }
+
     /// Checks a prepared push against the other groups and the gateway's own metrics.
     pub(super) fn check(
         &self,
@@ -160,7 +174,7 @@ impl State {
         };
         for family in pushed {
             self.check_type(key, family, reserved)?;
-            check_suffixes(&resolved, &family.name, family.kind)?;
+            check_suffixes(&resolved, &family.name, family.member.kind)?;
             self.check_duplicates_elsewhere(key, family)?;
         }
         Ok(())
@@ -172,21 +186,22 @@ impl State {
         family: &PreparedFamily,
         reserved: &[ReservedFamily],
     ) -> Result<(), ValidationError> {
+        let pushed_kind = family.member.kind;
         let clash = |existing: MetricKind, location: String| ValidationError::TypeClash {
             family: family.name.to_string(),
-            pushed: family.kind,
+            pushed: pushed_kind,
             existing,
             location,
         };
         if let Some(own) = reserved_family(reserved, &family.name) {
-            if own.kind != family.kind {
+            if own.kind != pushed_kind {
                 return Err(clash(own.kind, "one of the gateway's own metrics".into()));
             }
         }
         if let Some(entry) = self.names.get(&*family.name) {
             // The pushed family replaces this group's own copy, so only other groups count.
             if let Some((kind, group)) = entry.kind_besides(key, false) {
-                if kind != family.kind {
+                if kind != pushed_kind {
                     return Err(clash(kind, format!("in group {group}")));
                 }
             }
@@ -245,16 +260,13 @@ impl State {
             if &candidate == key {
                 continue;
             }
-            if let Some((group_key, group)) = self.groups.get_key_value(&candidate) {
-                if let Some(stored) = group.families.get(name) {
-                    let found = stored
-                        .family
-                        .metrics
-                        .binary_search_by(|m| m.labels.as_slice().cmp(labels))
-                        .is_ok();
-                    if found {
-                        return Some(group_key);
-                    }
+            let member = self
+                .names
+                .get(name)
+                .and_then(|entry| entry.members.get_key_value(&candidate));
+            if let Some((group_key, member)) = member {
+                if member.contains_hash(label_hash(&self.hasher, labels)) {
+                    return Some(group_key);
                 }
             }
         }
@@ -287,52 +299,48 @@ impl State {
         now: f64,
     ) {
         self.ensure_group(&key);
-        let replaced: Vec<Arc<str>> = match (mode, self.groups.get(&key)) {
-            (PushMode::Replace, Some(group)) => group
-                .families
-                .keys()
-                .filter(|name| !pushed.iter().any(|p| &p.name == *name))
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
+        let mut names = match (mode, self.groups.get_mut(&key)) {
+            (PushMode::Replace, Some(group)) => std::mem::take(&mut group.families),
+            (PushMode::Merge, Some(group)) => group.families.clone(),
+            (_, None) => Vec::new(),
         };
-        for name in replaced {
-            self.remove_member(&name, &key);
-            if let Some(group) = self.groups.get_mut(&key) {
-                group.families.remove(&name);
+        if mode == PushMode::Replace {
+            for name in names.drain(..) {
+                if !pushed.iter().any(|p| p.name == name) {
+                    self.remove_member(&name, &key);
+                }
             }
         }
         for family in pushed {
-            let series = Arc::new(family.family);
-            let member = Member {
-                kind: family.kind,
-                help: family.help.clone(),
-                text: family.text,
-                proto: family.proto,
-                family: series.clone(),
-            };
-            self.names
-                .entry(family.name.clone())
-                .or_insert_with(|| NameEntry {
-                    name: family.name.clone(),
-                    members: BTreeMap::new(),
-                })
-                .members
-                .insert(key.clone(), member);
-            if let Some(group) = self.groups.get_mut(&key) {
-                group.families.insert(
-                    family.name,
-                    StoredFamily {
-                        family: series,
-                        pushed_at: now,
+            if !names.contains(&family.name) {
+                names.push(family.name.clone());
+            }
+            self.insert_member(&family.name, &key, family.member);
+        }
+        if let Some(group) = self.groups.get_mut(&key) {
+            group.families = names;
+            group.push_time = now;
+        }
+        self.refresh_time_gauges(&key);
+    }
+
+    fn insert_member(&mut self, name: &Arc<str>, key: &GroupingKey, member: Member) {
+        match self.names.get_mut(&**name) {
+            Some(entry) => {
+                entry.members.insert(key.clone(), member);
+            }
+            None => {
+                let mut members = BTreeMap::new();
+                members.insert(key.clone(), member);
+                self.names.insert(
+                    name.clone(),
+                    NameEntry {
+                        name: name.clone(),
+                        members,
                     },
                 );
             }
         }
-        if let Some(group) = self.groups.get_mut(&key) {
-            group.push_time = now;
-        }
-        self.refresh_time_gauges(&key);
     }
 
     /// Removes a group and its entries in the index.
@@ -340,7 +348,7 @@ impl State {
         let Some(group) = self.groups.remove(key) else {
             return;
         };
-        for name in group.families.keys() {
+        for name in &group.families {
             self.remove_member(name, key);
         }
         self.remove_member(PUSH_TIME, key);
@@ -369,44 +377,33 @@ impl State {
             return;
         };
         let labels = group_series_labels(key);
-        for (name, help, value) in [
-            (PUSH_TIME, PUSH_TIME_HELP, group.push_time),
+        let times = [
+            (time_gauge_name(PUSH_TIME), PUSH_TIME_HELP, group.push_time),
             (
-                PUSH_FAILURE_TIME,
+                time_gauge_name(PUSH_FAILURE_TIME),
                 PUSH_FAILURE_TIME_HELP,
                 group.failure_time,
             ),
-        ] {
+        ];
+        let pushed_at = group.push_time;
+        for (name, help, value) in times {
             let mut text = Vec::with_capacity(64);
             let metric = Metric {
                 labels: labels.clone(),
                 value: MetricValue::Gauge(value),
                 timestamp_ms: None,
             };
-            write_series(&mut text, name, &metric);
-            let mut proto = Vec::with_capacity(text.len());
-            encode_metric_fields(std::slice::from_ref(&metric), &mut proto);
+            write_series(&mut text, &name, &metric);
             let member = Member {
                 kind: MetricKind::Gauge,
                 help: Some(Arc::from(help)),
+                unit: None,
                 text: Bytes::from(text),
-                proto: Bytes::from(proto),
-                family: Arc::new(MetricFamily {
-                    name: name.to_string(),
-                    help: Some(help.to_string()),
-                    kind: MetricKind::Gauge,
-                    metrics: vec![metric],
-                    unit: None,
-                }),
+                proto: None,
+                hashes: Box::new([]),
+                pushed_at,
             };
-            self.names
-                .entry(Arc::from(name))
-                .or_insert_with(|| NameEntry {
-                    name: Arc::from(name),
-                    members: BTreeMap::new(),
-                })
-                .members
-                .insert(key.clone(), member);
+            self.insert_member(&name, key, member);
         }
     }
 
@@ -478,8 +475,9 @@ impl State {
                     if let Some(family) = own_family {
                         encode_metric_fields(&family.metrics, &mut own_fields);
                     }
+                    let member_fields: Vec<_> = members.map(|m| m.proto_fields(name)).collect();
                     let mut fields: Vec<&[u8]> = vec![&own_fields];
-                    fields.extend(members.map(|m| &m.proto[..]));
+                    fields.extend(member_fields.iter().map(|f| &f[..]));
                     write_family_message(out, name, help, kind, &fields);
                 }
                 ScrapeFormat::OpenMetrics => {
@@ -489,14 +487,20 @@ impl State {
                     };
                     let family = openmetrics::om_family(name, kind, taken);
                     let members: Vec<&Member> = members.collect();
-                    let unit = members.iter().find_map(|m| m.family.unit.as_deref());
+                    let unit = members.iter().find_map(|m| m.unit.as_deref());
                     openmetrics::write_header(out, family, help, unit);
                     for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
                         openmetrics::write_series(out, family, metric);
                     }
                     for member in members {
-                        for metric in &member.family.metrics {
-                            openmetrics::write_series(out, family, metric);
+                        // Text lines are valid OpenMetrics lines, except for what only the
+                        // protobuf copy holds and the gauge histogram's _gsum/_gcount.
+                        if member.proto.is_none() && kind != MetricKind::GaugeHistogram {
+                            out.extend_from_slice(&member.text);
+                        } else {
+                            for metric in &member.decode(name).metrics {
+                                openmetrics::write_series(out, family, metric);
+                            }
                         }
                     }
                 }
@@ -508,11 +512,24 @@ impl State {
     }
 
     pub(super) fn group_snapshot(&self, key: &GroupingKey) -> Option<GroupSnapshot> {
-        self.groups.get(key).map(|group| GroupSnapshot {
+        let group = self.groups.get(key)?;
+        let mut families: Vec<StoredFamily> = group
+            .families
+            .iter()
+            .filter_map(|name| {
+                let member = self.names.get(&**name)?.members.get(key)?;
+                Some(StoredFamily {
+                    family: Arc::new(member.decode(name)),
+                    pushed_at: member.pushed_at,
+                })
+            })
+            .collect();
+        families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
+        Some(GroupSnapshot {
             key: key.clone(),
             push_time: group.push_time,
             failure_time: group.failure_time,
-            families: group.families.values().cloned().collect(),
+            families,
         })
     }
 
@@ -566,12 +583,14 @@ impl State {
             }
         }
         for (key, group) in &self.groups {
-            for (name, stored) in &group.families {
-                let metrics = &stored.family.metrics;
-                if metrics.windows(2).any(|w| w[0].labels == w[1].labels) {
+            for name in &group.families {
+                let Some(member) = self.names.get(&**name).and_then(|e| e.members.get(key)) else {
+                    continue;
+                };
+                if member.hashes.windows(2).any(|w| w[0] == w[1]) {
                     return Some(format!("group {key} holds a series of {name:?} twice"));
                 }
-                for metric in metrics {
+                for metric in &member.decode(name).metrics {
                     if let Some(other) = self.find_duplicate(key, name, &metric.labels) {
                         return Some(format!(
                             "series {} is held by groups {key} and {other}",

@@ -1,0 +1,204 @@
+//! How one group's copy of one metric family is kept in memory.
+//!
+//! The rendered text lines are the primary form: a text or OpenMetrics scrape copies them as
+//! they are, and they are lossless for everything the text format can say. Only a family
+//! that carries what text cannot (native histograms, exemplars, created timestamps, float
+//! counts, a unit) also keeps its protobuf `metric` fields. Parsed series are not kept at
+//! all; the JSON API and the rarer protobuf scrape rebuild them from the text (with our own
+//! fast parser) or the protobuf when asked. For duplicate checks, each member keeps the
+//! sorted hashes of its series' label sets. This is what keeps the cost per stored series
+//! close to the size of its text line.
+
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::exposition::model::{Label, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::protobuf::{decode_metric_fields, encode_metric_fields};
+use crate::exposition::text_parse::parse_text;
+
+/// One group's copy of one family.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub kind: MetricKind,
+    pub help: Option<Arc<str>>,
+    pub unit: Option<Arc<str>>,
+    /// Sample lines, no header.
+    pub text: Bytes,
+    /// Protobuf `metric` fields, only when `text` would lose something.
+    pub proto: Option<Bytes>,
+    /// Sorted hashes of every series' label set.
+    pub hashes: Box<[u64]>,
+    /// Unix seconds of the push that stored this copy.
+    pub pushed_at: f64,
+}
+
+/// Hashes a label set (names and values, in order) with the store's keyed hasher.
+pub fn label_hash(hasher: &impl BuildHasher, labels: &[Label]) -> u64 {
+    let mut state = hasher.build_hasher();
+    for label in labels {
+        label.name.hash(&mut state);
+        label.value.hash(&mut state);
+    }
+    state.finish()
+}
+
+/// Whether the text lines of `family` say everything about it, so no protobuf copy is needed.
+pub fn text_is_lossless(family: &MetricFamily) -> bool {
+    if family.unit.is_some() {
+        return false;
+    }
+    family.metrics.iter().all(|metric| match &metric.value {
+        MetricValue::Counter(counter) => counter.created.is_none() && counter.exemplar.is_none(),
+        MetricValue::Gauge(_) | MetricValue::Untyped(_) => true,
+        MetricValue::Summary(summary) => summary.created.is_none(),
+        MetricValue::Histogram(histogram) => {
+            histogram.native.is_none()
+                && histogram.created.is_none()
+                && histogram.exemplars.is_empty()
+                && histogram.sample_count_float.is_none()
+                && histogram
+                    .buckets
+                    .iter()
+                    .all(|b| b.cumulative_count_float.is_none() && b.exemplar.is_none())
+                // The text writer adds a +Inf bucket when there is none.
+                && histogram.buckets.iter().any(|b| b.upper_bound == f64::INFINITY)
+        }
+    })
+}
+
+impl Member {
+    /// The family's series, rebuilt from the protobuf copy or by parsing the text lines.
+    pub fn decode(&self, name: &str) -> MetricFamily {
+        let metrics = match &self.proto {
+            Some(proto) => decode_metric_fields(proto, self.kind, name).unwrap_or_default(),
+            None => {
+                let mut body = Vec::with_capacity(self.text.len() + name.len() + 32);
+                body.extend_from_slice(b"# TYPE ");
+                body.extend_from_slice(name.as_bytes());
+                body.push(b' ');
+                body.extend_from_slice(self.kind.as_text().as_bytes());
+                body.push(b'\n');
+                body.extend_from_slice(&self.text);
+                // The text was written by us from a valid family, so it parses; an empty
+                // result would only hide a bug, never break a caller.
+                parse_text(&body)
+                    .ok()
+                    .and_then(|families| families.into_iter().next())
+                    .map(|family| family.metrics)
+                    .unwrap_or_default()
+            }
+        };
+        MetricFamily {
+            name: name.to_string(),
+            help: self.help.as_deref().map(str::to_string),
+            kind: self.kind,
+            metrics,
+            unit: self.unit.as_deref().map(str::to_string),
+        }
+    }
+
+    /// The protobuf `metric` fields: the kept copy, or encoded from the text when asked.
+    pub fn proto_fields(&self, name: &str) -> Cow<'_, [u8]> {
+        match &self.proto {
+            Some(proto) => Cow::Borrowed(&proto[..]),
+            None => {
+                let family = self.decode(name);
+                let mut out = Vec::with_capacity(self.text.len());
+                encode_metric_fields(&family.metrics, &mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// Whether this copy holds a series with exactly this label-set hash.
+    pub fn contains_hash(&self, hash: u64) -> bool {
+        self.hashes.binary_search(&hash).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::model::{Bucket, Counter, Histogram, Metric, Timestamp};
+
+    fn histogram_family(with_inf: bool) -> MetricFamily {
+        let mut buckets = vec![Bucket {
+            upper_bound: 1.0,
+            cumulative_count: 1,
+            ..Bucket::default()
+        }];
+        if with_inf {
+            buckets.push(Bucket {
+                upper_bound: f64::INFINITY,
+                cumulative_count: 2,
+                ..Bucket::default()
+            });
+        }
+        MetricFamily {
+            name: "h".into(),
+            help: Some("help".into()),
+            kind: MetricKind::Histogram,
+            metrics: vec![Metric {
+                labels: vec![Label::new("job", "j")],
+                value: MetricValue::Histogram(Box::new(Histogram {
+                    sample_count: 2,
+                    sample_sum: 1.5,
+                    buckets,
+                    ..Histogram::default()
+                })),
+                timestamp_ms: None,
+            }],
+            unit: None,
+        }
+    }
+
+    #[test]
+    fn lossless_only_when_text_says_everything() {
+        assert!(text_is_lossless(&histogram_family(true)));
+        assert!(!text_is_lossless(&histogram_family(false)));
+        let mut counter = histogram_family(true);
+        counter.kind = MetricKind::Counter;
+        counter.metrics[0].value = MetricValue::Counter(Counter {
+            value: 1.0,
+            created: Some(Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+            exemplar: None,
+        });
+        assert!(!text_is_lossless(&counter));
+        let mut with_unit = histogram_family(true);
+        with_unit.unit = Some("seconds".into());
+        assert!(!text_is_lossless(&with_unit));
+    }
+
+    #[test]
+    fn decodes_from_text_or_protobuf_to_the_same_family() {
+        let family = histogram_family(true);
+        let mut text = Vec::new();
+        for metric in &family.metrics {
+            crate::exposition::text_write::write_series(&mut text, &family.name, metric);
+        }
+        let mut proto = Vec::new();
+        encode_metric_fields(&family.metrics, &mut proto);
+        let from_text = Member {
+            kind: family.kind,
+            help: Some(Arc::from("help")),
+            unit: None,
+            text: Bytes::from(text),
+            proto: None,
+            hashes: Box::new([]),
+            pushed_at: 0.0,
+        };
+        let from_proto = Member {
+            proto: Some(Bytes::from(proto)),
+            ..from_text.clone()
+        };
+        assert_eq!(from_text.decode("h"), family);
+        assert_eq!(from_proto.decode("h"), family);
+        assert_eq!(from_text.proto_fields("h"), from_proto.proto_fields("h"));
+    }
+}
