@@ -7,10 +7,13 @@
 //! name than it does when scraping the Go gateway; so such a counter is declared `unknown`
 //! instead, which keeps its name (and `rate()` works the same). The same fallback applies when
 //! the shortened name is taken by another family. Exemplars and `_created` samples, which the
-//! 0.0.4 format cannot carry, are written here.
+//! 0.0.4 format cannot carry, are written here. Numbers and `le`/`quantile` values are
+//! written exactly as in the text format (`1`, not `1.0`): both are valid OpenMetrics, and
+//! Prometheus 2 keeps `le` as the string it reads, so bucket series stay identical to a
+//! scrape of the Go gateway.
 
 use super::model::{Exemplar, Label, Metric, MetricKind, MetricValue, Timestamp};
-use super::text_write::{write_escaped_help, write_escaped_label_value, write_float};
+use super::text_write::{write_escaped_help, write_escaped_label_value, write_float, write_labels};
 
 /// The OpenMetrics media type, as served.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -91,43 +94,8 @@ pub fn write_eof(out: &mut Vec<u8>) {
     out.extend_from_slice(b"# EOF\n");
 }
 
-/// Numbers, `le` and `quantile` values are written exactly as in the text format (`1`, not
-/// `1.0`): both are valid OpenMetrics, and Prometheus 2 keeps `le` as the string it reads, so
-/// this keeps bucket series identical to a scrape of the Go gateway.
-fn write_om_float(out: &mut Vec<u8>, value: f64) {
-    write_float(out, value);
-}
-
 fn write_timestamp_seconds(out: &mut Vec<u8>, ts: &Timestamp) {
-    write_om_float(out, ts.seconds as f64 + f64::from(ts.nanos) / 1e9);
-}
-
-fn write_labels(out: &mut Vec<u8>, labels: &[Label], extra: Option<(&str, f64)>) {
-    if labels.is_empty() && extra.is_none() {
-        return;
-    }
-    out.push(b'{');
-    let mut first = true;
-    for label in labels {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(label.name.as_bytes());
-        out.extend_from_slice(b"=\"");
-        write_escaped_label_value(out, &label.value);
-        out.push(b'"');
-    }
-    if let Some((name, value)) = extra {
-        if !first {
-            out.push(b',');
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"=\"");
-        write_om_float(out, value);
-        out.push(b'"');
-    }
-    out.push(b'}');
+    write_float(out, ts.seconds as f64 + f64::from(ts.nanos) / 1e9);
 }
 
 fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
@@ -142,7 +110,7 @@ fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
         out.push(b'"');
     }
     out.extend_from_slice(b"} ");
-    write_om_float(out, exemplar.value);
+    write_float(out, exemplar.value);
     if let Some(ts) = &exemplar.timestamp {
         out.push(b' ');
         write_timestamp_seconds(out, ts);
@@ -163,7 +131,7 @@ fn write_sample(
     out.extend_from_slice(suffix.as_bytes());
     write_labels(out, labels, extra);
     out.push(b' ');
-    write_om_float(out, value);
+    write_float(out, value);
     if let Some(exemplar) = exemplar {
         write_exemplar(out, exemplar);
     }

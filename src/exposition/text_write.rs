@@ -32,8 +32,7 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     }
     if value.fract() == 0.0 && value.abs() < 1e6 {
         // Fast path for small integers, which is what most counters hold.
-        let mut buf = itoa_buf(value as i64);
-        out.append(&mut buf);
+        out.extend_from_slice((value as i64).to_string().as_bytes());
         return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
@@ -78,10 +77,6 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
             out.extend_from_slice(&digits[int_len..]);
         }
     }
-}
-
-fn itoa_buf(value: i64) -> Vec<u8> {
-    value.to_string().into_bytes()
 }
 
 /// Formats a float the way [`write_float`] does, as a `String`.
@@ -135,6 +130,36 @@ pub fn write_header(out: &mut Vec<u8>, name: &str, help: Option<&str>, kind: Met
     out.push(b'\n');
 }
 
+/// Appends `{a="b",extra="1"}`, or nothing when there are no labels. `extra` is the `le` or
+/// `quantile` label, always written last.
+pub fn write_labels(out: &mut Vec<u8>, labels: &[Label], extra: Option<(&str, f64)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push(b'{');
+    let mut first = true;
+    for label in labels {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(label.name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        write_escaped_label_value(out, &label.value);
+        out.push(b'"');
+    }
+    if let Some((extra_name, extra_value)) = extra {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(extra_name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        write_float(out, extra_value);
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
 /// Appends one sample line: `name{labels,extra} value[ timestamp]`.
 fn write_sample(
     out: &mut Vec<u8>,
@@ -147,30 +172,7 @@ fn write_sample(
 ) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
-    if !labels.is_empty() || extra.is_some() {
-        out.push(b'{');
-        let mut first = true;
-        for label in labels {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(label.name.as_bytes());
-            out.extend_from_slice(b"=\"");
-            write_escaped_label_value(out, &label.value);
-            out.push(b'"');
-        }
-        if let Some((extra_name, extra_value)) = extra {
-            if !first {
-                out.push(b',');
-            }
-            out.extend_from_slice(extra_name.as_bytes());
-            out.extend_from_slice(b"=\"");
-            write_float(out, extra_value);
-            out.push(b'"');
-        }
-        out.push(b'}');
-    }
+    write_labels(out, labels, extra);
     out.push(b' ');
     write_float(out, value);
     if let Some(ts) = timestamp_ms {
