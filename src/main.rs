@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use pushgateway::config::Flags;
+use pushgateway::http::api_v1::ApiInfo;
 use pushgateway::http::{self, AppState, Shutdown};
 use pushgateway::store::{Store, StoreOptions};
 use pushgateway::telemetry::{self, Telemetry};
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
+    let start_time = std::time::SystemTime::now();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting pushgateway");
     warn_unsupported(&flags);
     let store = Store::new(StoreOptions {
@@ -48,6 +50,10 @@ async fn run(flags: Flags) -> Result<(), String> {
         flags.max_body_bytes,
         flags.enable_lifecycle,
         shutdown.clone(),
+    )
+    .with_api(
+        ApiInfo::from_flags(&flags, start_time),
+        flags.enable_admin_api,
     );
     let router = http::router(app, &flags.route_prefix(), &flags.telemetry_path);
 
@@ -96,7 +102,6 @@ fn warn_unsupported(flags: &Flags) {
     let unsupported = [
         (!flags.persistence_file.is_empty(), "--persistence.file: persistence is not supported yet; metrics are kept in memory only"),
         (!flags.web_config_file.is_empty(), "--web.config.file: TLS and basic auth are not supported yet; serving plain HTTP without authentication"),
-        (flags.enable_admin_api, "--web.enable-admin-api: the admin API is not supported yet"),
         (flags.enable_utf8_names, "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply"),
         (flags.systemd_socket, "--web.systemd-socket: socket activation is not supported yet; listening on --web.listen-address"),
     ];

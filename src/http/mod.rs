@@ -1,10 +1,12 @@
 //! The HTTP surface: the routes, the state every handler shares, and the listeners.
 //!
 //! One file per surface: [`push`] (push and delete), [`scrape`], [`lifecycle`] (health,
-//! readiness, quit); [`body`] reads request bodies and [`errors`] is the one place errors
-//! become responses. Handlers turn HTTP into store calls and back; they never touch the
-//! store's insides.
+//! readiness, quit), [`api_v1`] (the JSON API) and [`admin`] (wipe); [`body`] reads request
+//! bodies and [`errors`] is the one place errors become responses. Handlers turn HTTP into
+//! store calls and back; they never touch the store's insides.
 
+pub mod admin;
+pub mod api_v1;
 pub mod body;
 pub mod errors;
 pub mod lifecycle;
@@ -29,6 +31,10 @@ pub struct AppState {
     pub telemetry: Telemetry,
     pub max_body_bytes: usize,
     pub enable_lifecycle: bool,
+    /// `--web.enable-admin-api`: whether `/api/v1/admin/wipe` is routed.
+    pub enable_admin_api: bool,
+    /// Flags and start time for `/api/v1/status`.
+    pub api: Arc<api_v1::ApiInfo>,
     pub shutdown: Shutdown,
     last_scrape_size: Arc<AtomicUsize>,
 }
@@ -46,9 +52,18 @@ impl AppState {
             telemetry,
             max_body_bytes,
             enable_lifecycle,
+            enable_admin_api: false,
+            api: Arc::new(api_v1::ApiInfo::default()),
             shutdown,
             last_scrape_size: Arc::new(AtomicUsize::new(64 * 1024)),
         }
+    }
+
+    /// Sets what `/api/v1/status` reports and whether the admin API is routed.
+    pub fn with_api(mut self, api: api_v1::ApiInfo, enable_admin_api: bool) -> AppState {
+        self.api = Arc::new(api);
+        self.enable_admin_api = enable_admin_api;
+        self
     }
 
     /// How large the previous scrape was, so the next buffer is allocated once.
@@ -101,7 +116,32 @@ pub fn router(app: AppState, route_prefix: &str, telemetry_path: &str) -> Router
                 .post(lifecycle::quit)
                 .fallback(lifecycle::quit_wrong_method),
         )
-        .with_state(app.clone());
+        .route(
+            "/api/v1/status",
+            get(api_v1::status)
+                .head(api_v1::get_only)
+                .options(api_v1::options)
+                .fallback(api_v1::get_only),
+        )
+        .route(
+            "/api/v1/metrics",
+            get(api_v1::metrics)
+                .head(api_v1::get_only)
+                .options(api_v1::options)
+                .fallback(api_v1::get_only),
+        )
+        .route("/api/v1/{*path}", any(api_v1::other_path));
+    let routes = if app.enable_admin_api {
+        routes.route(
+            "/api/v1/admin/wipe",
+            put(admin::wipe)
+                .options(api_v1::options)
+                .fallback(admin::wipe_wrong_method),
+        )
+    } else {
+        routes
+    };
+    let routes = routes.with_state(app.clone());
     let routes = if route_prefix.is_empty() {
         routes
     } else {
