@@ -16,6 +16,15 @@
 //! Where the upstream parser is silently lossy this one is a little stricter (a summary line
 //! without `quantile`, a bucket without `le`, a negative count, a repeated label are errors),
 //! and where it is needlessly picky it is a little laxer (blanks may trail a sample line).
+//!
+//! Under [`NameRules::Utf8`] (`--push.enable-utf8-names`) it also reads the quoted names of
+//! the UTF-8 extension of the format: a metric name as the first item inside the braces
+//! (`{"my.metric", "label.with.dots"="v", legacy="x"} 1`), a label name anywhere a label
+//! name goes, and a metric name on a `# HELP` or `# TYPE` line (`# HELP "my.metric" help`).
+//! Quoted names use the escapes of label values (`\\`, `\"`, `\n`) and may be any non-empty
+//! UTF-8; unquoted names keep the legacy character rules. A quoted metric name before the
+//! braces (`"my.metric" 1`) is not part of the format. Under [`NameRules::Legacy`] every
+//! quoted name is an error that points at the flag.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
@@ -25,6 +34,7 @@ use std::fmt::Write as _;
 use super::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
 };
+use super::names::NameRules;
 
 /// A body that is not valid text exposition format.
 ///
@@ -38,13 +48,22 @@ pub struct TextParseError {
     pub message: String,
 }
 
-/// Parses a body in the text exposition format 0.0.4.
+/// Parses a body in the text exposition format 0.0.4, with the legacy name rules.
 ///
 /// Families are returned in the order in which their names first appear (in a sample or on
 /// a `# HELP`/`# TYPE` line); families that end up without any sample are dropped. The
 /// labels of each metric keep their input order.
 pub fn parse_text(body: &[u8]) -> Result<Vec<MetricFamily>, TextParseError> {
-    let mut parser = Parser::default();
+    parse_text_with(body, NameRules::Legacy)
+}
+
+/// Like [`parse_text`], with the given name rules: [`NameRules::Utf8`] also accepts quoted
+/// metric and label names (see the module documentation).
+pub fn parse_text_with(body: &[u8], names: NameRules) -> Result<Vec<MetricFamily>, TextParseError> {
+    let mut parser = Parser {
+        rules: names,
+        ..Parser::default()
+    };
     let mut rest = body;
     let mut number = 0;
     while !rest.is_empty() {
@@ -222,16 +241,18 @@ impl<'a> Line<'a> {
 
 #[derive(Default)]
 struct Parser<'a> {
+    rules: NameRules,
     families: Vec<FamilyState>,
-    /// Family index by name; the names are borrowed from the body.
-    by_name: HashMap<&'a [u8], usize>,
+    /// Family index by name; the names are borrowed from the body (all but quoted names
+    /// with escapes).
+    by_name: HashMap<Cow<'a, [u8]>, usize>,
     /// The last name looked up and where it led. A name's resolution never changes once
     /// made (see [`Parser::resolve`]), so consecutive lines of one series skip the hash.
-    last_lookup: Option<(&'a [u8], usize, Role)>,
+    last_lookup: Option<(Cow<'a, [u8]>, usize, Role)>,
     /// Label names of the current sample, for the duplicate check (reused across lines).
-    label_names: Vec<&'a [u8]>,
+    label_names: Vec<Cow<'a, [u8]>>,
     /// The same names as a set, once there are too many for a linear scan.
-    label_name_set: HashSet<&'a [u8]>,
+    label_name_set: HashSet<Cow<'a, [u8]>>,
     /// How many labels the last sample with braces had.
     labels_last_time: usize,
 }
@@ -253,7 +274,9 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Everything after a `#`: `HELP`, `TYPE`, or an ordinary comment.
+    /// Everything after a `#`: `HELP`, `TYPE`, or an ordinary comment. Out of line: samples
+    /// are what a body is made of.
+    #[inline(never)]
     fn parse_comment(&mut self, line: &mut Line<'a>) -> Result<(), String> {
         line.skip_blanks();
         if line.next_byte()? == b'\n' {
@@ -273,7 +296,11 @@ impl<'a> Parser<'a> {
         };
         line.skip_blanks();
         line.next_byte()?;
-        let name = line.take_metric_name();
+        let name = if line.peek() == Some(b'"') {
+            self.read_quoted_name_in_comment(line)?
+        } else {
+            Cow::Borrowed(line.take_metric_name())
+        };
         match line.next_byte()? {
             // `# HELP` or `# HELP name` alone: an ordinary comment.
             b'\n' => return Ok(()),
@@ -310,32 +337,56 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// The quoted metric name of a `# HELP` or `# TYPE` line, from its opening quote.
+    #[cold]
+    #[inline(never)]
+    fn read_quoted_name_in_comment(&self, line: &mut Line<'a>) -> Result<Cow<'a, [u8]>, String> {
+        if self.rules == NameRules::Legacy {
+            return Err(needs_utf8_names(line, "invalid metric name in comment"));
+        }
+        line.bump();
+        let name = read_quoted(line, "metric name")?;
+        if let Err(why) = self.check_quoted_name(&name) {
+            return Err(format!(
+                "invalid metric name {} in comment: {why}",
+                quote(&name)
+            ));
+        }
+        Ok(name)
+    }
+
     /// Reads a sample line: name, optional labels, value, optional timestamp.
     fn parse_sample(&mut self, line: &mut Line<'a>) -> Result<Sample<'a>, String> {
         let name = line.take_metric_name();
-        if name.is_empty() {
-            return Err(format!(
-                "invalid metric name {}",
-                quote(bad_name(line.rest()))
-            ));
-        }
-        let mut next = line.next_byte()?;
-        let (family, role) = self.lookup(name);
+        // `Some(closed)` if there are braces, `closed` once their `}` has been read.
+        let (family, role, braces) = if name.is_empty() {
+            let (family, role, closed) = self.parse_name_in_braces(line)?;
+            (family, role, Some(closed))
+        } else {
+            let mut next = line.next_byte()?;
+            let (family, role) = self.lookup(Cow::Borrowed(name));
+            if is_blank(next) {
+                line.skip_blanks();
+                next = line.next_byte()?;
+            }
+            let braces = next == b'{';
+            if braces {
+                line.bump();
+            }
+            (family, role, braces.then_some(false))
+        };
         let kind = *self.families[family]
             .kind
             .get_or_insert(MetricKind::Untyped);
-        if is_blank(next) {
-            line.skip_blanks();
-            next = line.next_byte()?;
-        }
         let mut labels = Vec::new();
         let mut special = None;
-        if next == b'{' {
-            line.bump();
-            // Series of a body tend to have as many labels as the one before; the cap keeps
-            // one huge label set from inflating every later sample.
-            labels.reserve_exact(self.labels_last_time);
-            self.parse_labels(line, family, kind, &mut labels, &mut special)?;
+        if let Some(closed) = braces {
+            if !closed {
+                // Series of a body tend to have as many labels as the one before; the cap
+                // keeps one huge label set from inflating every later sample.
+                labels.reserve_exact(self.labels_last_time);
+                self.parse_labels(line, family, kind, &mut labels, &mut special)?;
+            }
             self.labels_last_time = labels.len().min(LABEL_CAPACITY_HINT_CAP);
             line.skip_blanks();
             line.next_byte()?;
@@ -373,6 +424,86 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The start of a sample line without a bare metric name, which must be `{` and the
+    /// quoted metric name (UTF-8 rules only). Returns its family, and whether the `}` came
+    /// right after the name (else a `,` did, and the labels follow).
+    #[cold]
+    #[inline(never)]
+    fn parse_name_in_braces(&mut self, line: &mut Line<'a>) -> Result<(usize, Role, bool), String> {
+        let utf8 = self.rules == NameRules::Utf8;
+        let invalid = |line: &Line<'a>| {
+            let message = format!("invalid metric name {}", quote(bad_name(line.rest())));
+            if utf8 {
+                format!(
+                    "{message}: a name that breaks the legacy rules goes quoted, as the \
+                     first item inside the braces: {{\"my.metric\"}} 1"
+                )
+            } else {
+                message
+            }
+        };
+        let start = line.pos;
+        if utf8 && line.peek() == Some(b'"') {
+            line.bump();
+            let Ok(name) = read_quoted(line, "metric name") else {
+                line.pos = start;
+                return Err(invalid(line));
+            };
+            return Err(format!(
+                "quoted metric name {} must go inside the braces, as in {{{}}} 1",
+                quote(&name),
+                String::from_utf8_lossy(&line.bytes[start..line.pos])
+            ));
+        }
+        if line.peek() != Some(b'{') {
+            return Err(invalid(line));
+        }
+        line.bump();
+        line.skip_blanks();
+        if line.peek() != Some(b'"') {
+            line.pos = start;
+            return Err(invalid(line));
+        }
+        if !utf8 {
+            return Err(needs_utf8_names(line, "invalid metric name"));
+        }
+        line.bump();
+        let name = read_quoted(line, "metric name")?;
+        if let Err(why) = self.check_quoted_name(&name) {
+            return Err(format!("invalid metric name {}: {why}", quote(&name)));
+        }
+        line.skip_blanks();
+        let closed = match line.next_byte()? {
+            b'}' => true,
+            b',' => false,
+            b'=' => {
+                return Err(format!(
+                    "missing metric name: the first item inside the braces, {}, is a label",
+                    quote(&name)
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "expected ',' or '}}' after metric name {}, found {}",
+                    quote(&name),
+                    quote_byte(other)
+                ))
+            }
+        };
+        line.bump();
+        let (family, role) = self.lookup(name);
+        Ok((family, role, closed))
+    }
+
+    /// Why a quoted name read from the body is not one, if it is not.
+    fn check_quoted_name(&self, name: &[u8]) -> Result<(), &'static str> {
+        match std::str::from_utf8(name) {
+            Err(_) => Err("names must be valid UTF-8"),
+            Ok(name) if !self.rules.is_valid_metric_name(name) => Err("names must not be empty"),
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// Reads the label pairs after `{`, up to and including the `}`.
     fn parse_labels(
         &mut self,
@@ -389,32 +520,35 @@ impl<'a> Parser<'a> {
                 line.bump();
                 return Ok(());
             }
-            let name = line.take_label_name();
-            if name.is_empty() {
-                return Err(format!(
-                    "invalid label name for metric {}",
-                    quote(self.families[family].name.as_bytes())
-                ));
-            }
+            let quoted = line.peek() == Some(b'"');
+            let name = if quoted {
+                self.read_quoted_label_name(line, family)?
+            } else {
+                let name = line.take_label_name();
+                if name.is_empty() {
+                    return Err(format!(
+                        "invalid label name for metric {}",
+                        quote(self.families[family].name.as_bytes())
+                    ));
+                }
+                Cow::Borrowed(name)
+            };
             let mut next = line.next_byte()?;
             if is_blank(next) {
                 line.skip_blanks();
                 next = line.next_byte()?;
             }
             if next != b'=' {
-                return Err(format!(
-                    "expected '=' after label name, found {}",
-                    quote_byte(next)
-                ));
+                return Err(self.no_equals_error(family, &name, quoted, next));
             }
             line.bump();
-            if name == b"__name__" {
+            if *name == *b"__name__" {
                 return Err("label name \"__name__\" is reserved".to_owned());
             }
-            if self.is_duplicate_label(name) {
+            if self.is_duplicate_label(copy(&name)) {
                 return Err(format!(
                     "duplicate label name {} for metric {}",
-                    quote(name),
+                    quote(&name),
                     quote(self.families[family].name.as_bytes())
                 ));
             }
@@ -428,7 +562,7 @@ impl<'a> Parser<'a> {
                 ));
             }
             line.bump();
-            let value = match read_label_value(line)? {
+            let value = match read_quoted(line, "label value")? {
                 Cow::Borrowed(bytes) => std::str::from_utf8(bytes)
                     .map(str::to_owned)
                     .map_err(|_| bytes.to_vec()),
@@ -436,7 +570,7 @@ impl<'a> Parser<'a> {
             }
             .map_err(|bytes| format!("invalid label value {}", quote(&bytes)))?;
 
-            let special_name = match (kind, name) {
+            let special_name = match (kind, &*name) {
                 (MetricKind::Summary, b"quantile") => Some("quantile"),
                 (kind, b"le") if kind.is_histogram() => Some("le"),
                 _ => None,
@@ -464,7 +598,7 @@ impl<'a> Parser<'a> {
             line.bump();
             if special_name.is_none() {
                 labels.push(Label {
-                    name: ascii(name).to_owned(),
+                    name: text(&name).to_owned(),
                     value,
                 });
             }
@@ -474,17 +608,57 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A quoted label name, from its opening quote. Kept out of [`Parser::parse_labels`],
+    /// whose every line should stay lean.
+    #[cold]
+    #[inline(never)]
+    fn read_quoted_label_name(
+        &self,
+        line: &mut Line<'a>,
+        family: usize,
+    ) -> Result<Cow<'a, [u8]>, String> {
+        let context = || {
+            format!(
+                "invalid label name for metric {}",
+                quote(self.families[family].name.as_bytes())
+            )
+        };
+        if self.rules == NameRules::Legacy {
+            return Err(needs_utf8_names(line, &context()));
+        }
+        line.bump();
+        let name = read_quoted(line, "label name")?;
+        if let Err(why) = self.check_quoted_name(&name) {
+            return Err(format!("{}: {} ({why})", context(), quote(&name)));
+        }
+        Ok(name)
+    }
+
+    /// The error for a label name followed by `next` instead of `=`.
+    #[cold]
+    #[inline(never)]
+    fn no_equals_error(&self, family: usize, name: &[u8], quoted: bool, next: u8) -> String {
+        if quoted && (next == b',' || next == b'}') {
+            return format!(
+                "multiple metric names for metric {}: {} stands alone inside the braces",
+                quote(self.families[family].name.as_bytes()),
+                quote(name)
+            );
+        }
+        format!("expected '=' after label name, found {}", quote_byte(next))
+    }
+
     /// Records `name` as a label of the current sample; true if it was already there.
-    fn is_duplicate_label(&mut self, name: &'a [u8]) -> bool {
+    fn is_duplicate_label(&mut self, name: Cow<'a, [u8]>) -> bool {
         let names = &mut self.label_names;
         let duplicate = if names.len() < LINEAR_DUPLICATE_CHECK {
             names.contains(&name)
         } else {
             if names.len() == LINEAR_DUPLICATE_CHECK {
                 self.label_name_set.clear();
-                self.label_name_set.extend(names.iter().copied());
+                self.label_name_set.extend(names.iter().map(copy));
             }
-            !self.label_name_set.insert(name)
+            !self.label_name_set.insert(copy(&name))
         };
         if !duplicate {
             names.push(name);
@@ -567,13 +741,13 @@ impl<'a> Parser<'a> {
 
     /// The family a name (of a sample or on a `# HELP`/`# TYPE` line) belongs to, created if
     /// need be.
-    fn lookup(&mut self, name: &'a [u8]) -> (usize, Role) {
-        if let Some((last, index, role)) = self.last_lookup {
-            if last == name {
-                return (index, role);
+    fn lookup(&mut self, name: Cow<'a, [u8]>) -> (usize, Role) {
+        if let Some((last, index, role)) = &self.last_lookup {
+            if *last == name {
+                return (*index, *role);
             }
         }
-        let (index, role) = self.resolve(name);
+        let (index, role) = self.resolve(copy(&name));
         self.last_lookup = Some((name, index, role));
         (index, role)
     }
@@ -585,8 +759,8 @@ impl<'a> Parser<'a> {
     /// Once resolved, a name resolves the same way for the rest of the body: families are
     /// never removed, a type once set never changes, and a family named like this one can
     /// only be created by resolving this very name.
-    fn resolve(&mut self, name: &'a [u8]) -> (usize, Role) {
-        if let Some(&index) = self.by_name.get(name) {
+    fn resolve(&mut self, name: Cow<'a, [u8]>) -> (usize, Role) {
+        if let Some(&index) = self.by_name.get(&*name) {
             return (index, Role::Plain);
         }
         let suffixes: [(&[u8], Role); 3] = [
@@ -612,7 +786,7 @@ impl<'a> Parser<'a> {
         }
         let index = self.families.len();
         self.families.push(FamilyState {
-            name: ascii(name).to_owned(),
+            name: text(&name).to_owned(),
             help: None,
             kind: None,
             metrics: Vec::new(),
@@ -669,19 +843,35 @@ impl HistogramUpdate {
     }
 }
 
-/// Reads a label value after its opening quote, up to and including the closing quote,
-/// resolving the escapes `\\`, `\"` and `\n`.
-fn read_label_value<'a>(line: &mut Line<'a>) -> Result<Cow<'a, [u8]>, String> {
+/// Reads a label value, or a quoted name, after its opening quote, up to and including the
+/// closing quote, resolving the escapes `\\`, `\"` and `\n`. `what` names it in the error
+/// for a line that ends inside it.
+///
+/// The common case, no escapes, is inlined at every use; the rest is not.
+#[inline(always)]
+fn read_quoted<'a>(line: &mut Line<'a>, what: &str) -> Result<Cow<'a, [u8]>, String> {
     let bytes = line.rest();
-    let start = line.pos;
     let plain = bytes
         .iter()
         .position(|&b| b == b'"' || b == b'\\')
         .unwrap_or(bytes.len());
     if bytes.get(plain) == Some(&b'"') {
-        line.pos = start + plain + 1;
+        line.pos += plain + 1;
         return Ok(Cow::Borrowed(&bytes[..plain]));
     }
+    read_escaped(line, what, plain)
+}
+
+/// [`read_quoted`] from the first backslash, or the end of the line, which is `plain` bytes
+/// past the opening quote.
+#[inline(never)]
+fn read_escaped<'a>(
+    line: &mut Line<'a>,
+    what: &str,
+    plain: usize,
+) -> Result<Cow<'a, [u8]>, String> {
+    let bytes = line.rest();
+    let start = line.pos;
     let mut value = bytes[..plain].to_vec();
     let mut i = plain;
     loop {
@@ -690,7 +880,7 @@ fn read_label_value<'a>(line: &mut Line<'a>) -> Result<Cow<'a, [u8]>, String> {
                 line.pos = start + i;
                 line.end()?;
                 return Err(format!(
-                    "label value {} contains unescaped new-line",
+                    "{what} {} contains unescaped new-line",
                     quote(&value)
                 ));
             }
@@ -806,9 +996,39 @@ fn trim_end_blanks(bytes: &[u8]) -> &[u8] {
     &bytes[..end]
 }
 
-/// Names are checked to be ASCII before they get here.
-fn ascii(bytes: &[u8]) -> &str {
+/// `Cow::clone`, with the copying of an owned name (a quoted name with escapes, which is
+/// rare) kept out of line: every use in the hot path would otherwise carry an allocation.
+#[inline(always)]
+fn copy<'a>(name: &Cow<'a, [u8]>) -> Cow<'a, [u8]> {
+    match name {
+        Cow::Borrowed(bytes) => Cow::Borrowed(bytes),
+        Cow::Owned(bytes) => copy_owned(bytes),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn copy_owned(bytes: &[u8]) -> Cow<'static, [u8]> {
+    Cow::Owned(bytes.to_vec())
+}
+
+/// Names are checked to be ASCII (bare) or UTF-8 (quoted) before they get here.
+fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// The error for a quoted name at the cursor under the legacy rules: `context` and a
+/// pointer to the flag that allows it.
+#[cold]
+fn needs_utf8_names(line: &mut Line<'_>, context: &str) -> String {
+    line.bump();
+    match read_quoted(line, "name") {
+        Ok(name) => format!(
+            "{context}: quoted names like {} need --push.enable-utf8-names",
+            quote(&name)
+        ),
+        Err(_) => format!("{context}: quoted names need --push.enable-utf8-names"),
+    }
 }
 
 fn is_blank(b: u8) -> bool {
@@ -907,6 +1127,7 @@ fn push_escaped(out: &mut String, c: char, quote: char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::names::{label_needs_quoting, needs_quoting};
     use proptest::prelude::*;
 
     use MetricKind::{Counter, Gauge, GaugeHistogram, Untyped};
@@ -2162,15 +2383,541 @@ mod tests {
         assert_eq!(quote_byte(0x85), "'\\u0085'");
     }
 
+    // ---- UTF-8 names --------------------------------------------------------------------
+
+    #[track_caller]
+    fn parse_utf8(body: &str) -> Vec<MetricFamily> {
+        match parse_text_with(body.as_bytes(), NameRules::Utf8) {
+            Ok(families) => families,
+            Err(e) => panic!("{body:?} failed: {e}"),
+        }
+    }
+
+    #[track_caller]
+    fn assert_utf8_error(body: impl AsRef<[u8]>, line: usize, fragment: &str) {
+        let body = body.as_ref();
+        match parse_text_with(body, NameRules::Utf8) {
+            Ok(families) => panic!(
+                "{:?} parsed, to {families:?}",
+                String::from_utf8_lossy(body)
+            ),
+            Err(e) => {
+                assert_eq!(e.line, line, "wrong line for {e}");
+                assert!(
+                    e.message.contains(fragment),
+                    "{:?} does not contain {fragment:?}",
+                    e.message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_metric_name_inside_braces() {
+        assert_eq!(
+            parse_utf8(
+                "{\"my.metric.name\", \"label.with.dots\"=\"v\", legacy=\"x\"} 1\n\
+                 {\"a.b\"} 2\n{\"c.d\",x=\"y\"} 3 123\n{ \"e.f\" , x=\"y\" } 4\n\
+                 {\"g.h\",} 5\n{\"i.j\"}6\n\t{\"k.l\" }\t7\t\n"
+            ),
+            vec![
+                family(
+                    "my.metric.name",
+                    None,
+                    Untyped,
+                    vec![untyped(&[("label.with.dots", "v"), ("legacy", "x")], 1.0)],
+                ),
+                family("a.b", None, Untyped, vec![untyped(&[], 2.0)]),
+                family(
+                    "c.d",
+                    None,
+                    Untyped,
+                    vec![at(untyped(&[("x", "y")], 3.0), 123)],
+                ),
+                family("e.f", None, Untyped, vec![untyped(&[("x", "y")], 4.0)]),
+                family("g.h", None, Untyped, vec![untyped(&[], 5.0)]),
+                family("i.j", None, Untyped, vec![untyped(&[], 6.0)]),
+                family("k.l", None, Untyped, vec![untyped(&[], 7.0)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_quoted_label_names() {
+        assert_eq!(
+            parse_utf8(
+                "m{\"a.b\"=\"1\", c=\"2\" ,\"d e\" = \"3\",\"a:b\"=\"4\",\"ключ\"=\"значение\"} 1\n"
+            ),
+            vec![family(
+                "m",
+                None,
+                Untyped,
+                vec![untyped(
+                    &[
+                        ("a.b", "1"),
+                        ("c", "2"),
+                        ("d e", "3"),
+                        ("a:b", "4"),
+                        ("ключ", "значение")
+                    ],
+                    1.0
+                )],
+            )]
+        );
+    }
+
+    #[test]
+    fn utf8_quoted_names_in_help_and_type() {
+        let body = "# HELP \"my.metric\" some help\n# TYPE \"my.metric\" counter\n\
+                    {\"my.metric\",\"x.y\"=\"z\"} 1\n# TYPE \"g.g\"\tgauge\n# HELP \"g.g\"\n\
+                    {\"g.g\"} 2\n";
+        assert_eq!(
+            parse_utf8(body),
+            vec![
+                family(
+                    "my.metric",
+                    Some("some help"),
+                    Counter,
+                    vec![metric(&[("x.y", "z")], MetricValue::counter(1.0))],
+                ),
+                family(
+                    "g.g",
+                    None,
+                    Gauge,
+                    vec![metric(&[], MetricValue::Gauge(2.0))]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_quoted_names_resolve_like_bare_ones() {
+        // A quoted legacy-valid name is the bare name.
+        let body = "# TYPE up gauge\n{\"up\"} 1\nup{\"job\"=\"a\"} 2\n# HELP \"up\" Up.\n";
+        assert_eq!(
+            parse_utf8(body),
+            vec![family(
+                "up",
+                Some("Up."),
+                Gauge,
+                vec![
+                    metric(&[], MetricValue::Gauge(1.0)),
+                    metric(&[("job", "a")], MetricValue::Gauge(2.0)),
+                ],
+            )]
+        );
+        // `quantile` and `le` are special however they are written.
+        let body = "# TYPE \"s.x\" summary\n{\"s.x\",\"quantile\"=\"0.5\"} 1\n\
+                    {\"s.x_sum\"} 2\n{\"s.x_count\"} 3\n{\"s.x\",a=\"b\",quantile=\"0.9\"} 4\n\
+                    # TYPE \"h.x\" histogram\n{\"h.x_bucket\",\"le\"=\"1\"} 1\n\
+                    {\"h.x_bucket\",le=\"+Inf\"} 2\n{\"h.x_sum\"} 3\n{\"h.x_count\"} 2\n\
+                    {\"h.x\",le=\"5\"} 2\n";
+        assert_eq!(
+            parse_utf8(body),
+            vec![
+                family(
+                    "s.x",
+                    None,
+                    MetricKind::Summary,
+                    vec![
+                        summary(&[], 3, 2.0, &[(0.5, 1.0)]),
+                        summary(&[("a", "b")], 0, 0.0, &[(0.9, 4.0)]),
+                    ],
+                ),
+                family(
+                    "h.x",
+                    None,
+                    MetricKind::Histogram,
+                    vec![histogram(
+                        &[],
+                        2,
+                        3.0,
+                        &[(1.0, 1), (f64::INFINITY, 2), (5.0, 2)]
+                    )],
+                ),
+            ]
+        );
+        // Suffixes only resolve to a typed base, as for bare names.
+        let names: Vec<String> = parse_utf8("{\"c.x\"} 1\n{\"c.x_count\"} 2\n")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["c.x", "c.x_count"]);
+    }
+
+    #[test]
+    fn utf8_quoted_names_with_escapes_and_unicode() {
+        let body = "# HELP \"a\\\"b\\\\c\\nd\" Escaped.\n{\"a\\\"b\\\\c\\nd\"} 1\n\
+                    {\"ünïcode_😱\",\"x\\ny\"=\"v\",\"q\\\"\"=\"w\"} 2\n{\"{}=, #\"} 3\n";
+        assert_eq!(
+            parse_utf8(body),
+            vec![
+                family(
+                    "a\"b\\c\nd",
+                    Some("Escaped."),
+                    Untyped,
+                    vec![untyped(&[], 1.0)]
+                ),
+                family(
+                    "ünïcode_😱",
+                    None,
+                    Untyped,
+                    vec![untyped(&[("x\ny", "v"), ("q\"", "w")], 2.0)],
+                ),
+                family("{}=, #", None, Untyped, vec![untyped(&[], 3.0)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_duplicate_and_reserved_label_names() {
+        assert_utf8_error(
+            "m{a=\"1\",\"a\"=\"2\"} 1\n",
+            1,
+            "duplicate label name \"a\" for metric \"m\"",
+        );
+        assert_utf8_error(
+            "{\"m.m\",\"x\\ny\"=\"1\",\"x\\ny\"=\"2\"} 1\n",
+            1,
+            "duplicate label name \"x\\ny\" for metric \"m.m\"",
+        );
+        // Past the linear scan, with escaped (owned) names.
+        let many: Vec<String> = (0..30).map(|i| format!("\"l.\\\\{i}\"=\"v\"")).collect();
+        assert_utf8_error(
+            format!("{{\"m.m\",{},\"l.\\\\17\"=\"w\"}} 1\n", many.join(",")),
+            1,
+            "duplicate label name \"l.\\\\17\" for metric \"m.m\"",
+        );
+        assert_utf8_error(
+            "m{\"__name__\"=\"x\"} 1\n",
+            1,
+            "label name \"__name__\" is reserved",
+        );
+    }
+
+    #[test]
+    fn utf8_other_errors_work_for_quoted_names() {
+        assert_utf8_error(
+            "# TYPE \"s.x\" summary\n{\"s.x\",a=\"b\"} 1\n",
+            2,
+            "missing \"quantile\" label for summary metric \"s.x\"",
+        );
+        assert_utf8_error(
+            "# TYPE \"s.x\" summary\n{\"s.x_count\"} -1\n",
+            2,
+            "count for metric \"s.x\" must be a non-negative number, got \"-1\"",
+        );
+        assert_utf8_error(
+            "# HELP \"a.b\" one\n# HELP \"a.b\" two\n",
+            2,
+            "second HELP line for metric name \"a.b\"",
+        );
+        assert_utf8_error(
+            "{\"a.b\"} 1\n# TYPE \"a.b\" gauge\n",
+            2,
+            "second TYPE line for metric name \"a.b\"",
+        );
+        assert_utf8_error("{\"a.b\"} x\n", 1, "expected float as value, got \"x\"");
+        assert_utf8_error("{\"a.b\"} 1 x\n", 1, "expected integer as timestamp");
+        assert_utf8_error(
+            "{\"a.b\",\"c.d\"=\"\\xff\"} 1\n",
+            1,
+            "invalid escape sequence '\\x'",
+        );
+    }
+
+    #[test]
+    fn utf8_quoted_metric_name_must_be_inside_braces() {
+        for body in ["\"my.metric\" 1\n", "\"my.metric\"{a=\"b\"} 1\n"] {
+            assert_utf8_error(
+                body,
+                1,
+                "quoted metric name \"my.metric\" must go inside the braces, as in \
+                 {\"my.metric\"} 1",
+            );
+        }
+        assert_utf8_error(
+            "\"my.metric 1\n",
+            1,
+            "invalid metric name \"\\\"my.metric\": a name that breaks the legacy rules goes \
+             quoted, as the first item inside the braces",
+        );
+    }
+
+    #[test]
+    fn utf8_metric_name_only_first_and_only_once() {
+        assert_utf8_error(
+            "m{\"a.b\"} 1\n",
+            1,
+            "multiple metric names for metric \"m\": \"a.b\" stands alone inside the braces",
+        );
+        assert_utf8_error(
+            "m {\"a.b\", x=\"y\"} 1\n",
+            1,
+            "multiple metric names for metric \"m\"",
+        );
+        assert_utf8_error(
+            "{\"a.b\",\"c.d\"} 1\n",
+            1,
+            "multiple metric names for metric \"a.b\": \"c.d\"",
+        );
+        assert_utf8_error(
+            "{\"a.b\",x=\"y\", \"c.d\" } 1\n",
+            1,
+            "multiple metric names for metric \"a.b\"",
+        );
+        assert_utf8_error(
+            "m{x=\"1\",\"a.b\"} 1\n",
+            1,
+            "multiple metric names for metric \"m\"",
+        );
+        assert_utf8_error(
+            "{\"a.b\"=\"c\"} 1\n",
+            1,
+            "missing metric name: the first item inside the braces, \"a.b\", is a label",
+        );
+        assert_utf8_error(
+            "{\"a.b\" x} 1\n",
+            1,
+            "expected ',' or '}' after metric name \"a.b\", found 'x'",
+        );
+        assert_utf8_error(
+            "{\"a.b\"\n",
+            1,
+            "expected ',' or '}' after metric name \"a.b\", found '\\n'",
+        );
+        assert_utf8_error(
+            "m{\"a.b\" x} 1\n",
+            1,
+            "expected '=' after label name, found 'x'",
+        );
+    }
+
+    #[test]
+    fn utf8_brace_first_without_quoted_name() {
+        for (body, shown) in [
+            ("{a=\"b\"} 1\n", "\"{a=\\\"b\\\"}\""),
+            ("{} 1\n", "\"{}\""),
+            ("{abc} 1\n", "\"{abc}\""),
+            ("1a 5\n", "\"1a\""),
+        ] {
+            assert_utf8_error(
+                body,
+                1,
+                &format!(
+                    "invalid metric name {shown}: a name that breaks the legacy rules goes \
+                     quoted, as the first item inside the braces: {{\"my.metric\"}} 1"
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn utf8_empty_and_invalid_quoted_names() {
+        assert_utf8_error(
+            "{\"\"} 1\n",
+            1,
+            "invalid metric name \"\": names must not be empty",
+        );
+        assert_utf8_error(
+            "m{\"\"=\"v\"} 1\n",
+            1,
+            "invalid label name for metric \"m\": \"\" (names must not be empty)",
+        );
+        assert_utf8_error(
+            "# TYPE \"\" counter\n",
+            1,
+            "invalid metric name \"\" in comment: names must not be empty",
+        );
+        assert_utf8_error(
+            b"{\"a\xff\"} 1\n",
+            1,
+            "invalid metric name \"a\\xff\": names must be valid UTF-8",
+        );
+        assert_utf8_error(
+            b"m{\"\xc3\"=\"v\"} 1\n",
+            1,
+            "invalid label name for metric \"m\": \"\\xc3\" (names must be valid UTF-8)",
+        );
+        assert_utf8_error(
+            b"# HELP \"\xff\" x\n",
+            1,
+            "invalid metric name \"\\xff\" in comment: names must be valid UTF-8",
+        );
+        for body in [
+            "# HELP \"a.b\"x help\n",
+            "# TYPE \"a.b\"counter\n",
+            "# HELP a\"b\" x\n",
+        ] {
+            assert_utf8_error(body, 1, "invalid metric name in comment");
+        }
+    }
+
+    #[test]
+    fn utf8_bad_escapes_and_newlines_in_quoted_names() {
+        assert_utf8_error("{\"a\\tb\"} 1\n", 1, "invalid escape sequence '\\t'");
+        assert_utf8_error("m{\"a\\tb\"=\"c\"} 1\n", 1, "invalid escape sequence '\\t'");
+        assert_utf8_error("# HELP \"a\\tb\" x\n", 1, "invalid escape sequence '\\t'");
+        assert_utf8_error(
+            "a 1\n{\"a.b\n\"} 1\n",
+            2,
+            "metric name \"a.b\" contains unescaped new-line",
+        );
+        assert_utf8_error(
+            "m{\"a\\\"b\n",
+            1,
+            "label name \"a\\\"b\" contains unescaped new-line",
+        );
+        assert_utf8_error(
+            "# TYPE \"a.b\n",
+            1,
+            "metric name \"a.b\" contains unescaped new-line",
+        );
+    }
+
+    #[test]
+    fn utf8_missing_final_newline() {
+        for body in [
+            "{\"a.b\"} 1",
+            "{\"a.b\"",
+            "{\"a.b",
+            "{\"a.b\\",
+            "{\"a.b\",",
+            "{\"a.b\",x=\"y\"}",
+            "m{\"a.b\"",
+            "m{\"a.b\"=\"c\"} 1",
+            "# HELP \"a.b\"",
+            "# HELP \"a.b\" x",
+            "# TYPE \"a.b\" counter",
+            "# HELP \"a.b",
+        ] {
+            assert_utf8_error(body, 1, "unexpected end of input stream");
+        }
+    }
+
+    #[test]
+    fn utf8_rules_change_nothing_for_legacy_bodies() {
+        for body in [
+            "# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n",
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n\
+             h_sum 3\nh_count 2\n",
+            "a{} 1\na{x=\"1\",} 2\na{ x = \"1\" , y=\"\" } 3\na {x=\"1\"}4\n",
+            "# HELP a x \\\\ \\n y\n# comment\n\na 1 2\n",
+        ] {
+            assert_eq!(parse_utf8(body), parse(body), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn legacy_rules_reject_quoted_names() {
+        let flag = "need --push.enable-utf8-names";
+        for (body, line, message) in [
+            (
+                "{\"a.b\"} 1\n",
+                1,
+                "invalid metric name: quoted names like \"a.b\" need",
+            ),
+            (
+                "a 1\n\n{ \"up\", x=\"y\"} 1\n",
+                3,
+                "invalid metric name: quoted names like \"up\" need",
+            ),
+            (
+                "{\"a.b\"=\"c\"} 1\n",
+                1,
+                "invalid metric name: quoted names like \"a.b\" need",
+            ),
+            (
+                "m{\"a.b\"=\"c\"} 1\n",
+                1,
+                "invalid label name for metric \"m\": quoted names like \"a.b\" need",
+            ),
+            (
+                "m{x=\"1\", \"job\"=\"c\"} 1\n",
+                1,
+                "invalid label name for metric \"m\": quoted names like \"job\" need",
+            ),
+            (
+                "# HELP \"a.b\" x\n",
+                1,
+                "invalid metric name in comment: quoted names like \"a.b\" need",
+            ),
+            (
+                "\n# TYPE \"a\\\"b\" counter\n",
+                2,
+                "invalid metric name in comment: quoted names like \"a\\\"b\" need",
+            ),
+            (
+                "# HELP \"a.b\"\n",
+                1,
+                "invalid metric name in comment: quoted names like \"a.b\" need",
+            ),
+            // Malformed quoted names still point at the flag.
+            (
+                "m{\"a\\tb\"=\"c\"} 1\n",
+                1,
+                "invalid label name for metric \"m\": quoted names need",
+            ),
+            ("{\"a.b", 1, "invalid metric name: quoted names need"),
+            (
+                "# TYPE \"a.b\n",
+                1,
+                "invalid metric name in comment: quoted names need",
+            ),
+        ] {
+            assert_error(body, line, message);
+            assert_error(body, line, flag);
+        }
+        // A quoted name before the braces is invalid under any rules; the legacy message
+        // stays as it was.
+        assert_error("\"a.b\" 1\n", 1, "invalid metric name \"\\\"a.b\\\"\"");
+        assert_eq!(
+            parse_text(b"\"a.b\" 1\n").unwrap_err().message,
+            "invalid metric name \"\\\"a.b\\\"\""
+        );
+        // Quotes in label values and help texts are no names.
+        assert_eq!(
+            parse("# HELP m \"quoted\" help\nm{a=\"\\\"b\\\"\"} 1\n")[0]
+                .help
+                .as_deref(),
+            Some("\"quoted\" help")
+        );
+    }
+
+    #[test]
+    fn legacy_rules_are_the_default() {
+        assert_eq!(NameRules::default(), NameRules::Legacy);
+        let body = b"{\"a.b\"} 1\n";
+        assert_eq!(parse_text(body), parse_text_with(body, NameRules::Legacy));
+        assert!(parse_text_with(body, NameRules::Utf8).is_ok());
+    }
+
     // ---- properties ---------------------------------------------------------------------
 
-    /// Checks what must hold of any result, good or bad.
+    /// Checks what must hold of any result, good or bad, under either rules; and that the
+    /// UTF-8 rules only add to what the legacy rules accept.
     fn check_invariants(body: &[u8]) -> Result<(), TestCaseError> {
-        match parse_text(body) {
+        let legacy = parse_text(body);
+        check_result(body, &legacy, NameRules::Legacy)?;
+        let utf8 = parse_text_with(body, NameRules::Utf8);
+        check_result(body, &utf8, NameRules::Utf8)?;
+        if let Ok(families) = legacy {
+            prop_assert_eq!(utf8, Ok(families));
+        }
+        Ok(())
+    }
+
+    fn check_result(
+        body: &[u8],
+        result: &Result<Vec<MetricFamily>, TextParseError>,
+        rules: NameRules,
+    ) -> Result<(), TestCaseError> {
+        match result {
             Ok(families) => {
                 let mut names = HashSet::new();
-                for family in &families {
+                for family in families {
                     prop_assert!(!family.metrics.is_empty());
+                    prop_assert!(rules.is_valid_metric_name(&family.name), "{family:?}");
                     prop_assert!(
                         names.insert(family.name.clone()),
                         "two families {}",
@@ -2178,6 +2925,10 @@ mod tests {
                     );
                     for metric in &family.metrics {
                         prop_assert!(metric.value.fits(family.kind), "{family:?}");
+                        for label in &metric.labels {
+                            prop_assert!(rules.is_valid_label_name(&label.name), "{family:?}");
+                            prop_assert!(label.name != "__name__", "{family:?}");
+                        }
                     }
                 }
             }
@@ -2245,6 +2996,25 @@ mod tests {
         b"m_count ",
         b"# TYPE m summary\n",
         b"# TYPE m histogram\n",
+        // UTF-8 names.
+        b".",
+        b"\"a.b\"",
+        b"\"m\"",
+        b"{\"",
+        b"{\"m.x\"",
+        b"\"=\"",
+        b"\",\"",
+        b"\"}",
+        b"\"le\"",
+        b"# HELP \"",
+        b"# TYPE \"m\" summary\n",
+        b"# TYPE \"m.x\" histogram\n",
+        b"{\"m_count\"}",
+        b"{\"m.x_bucket\",",
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xd0\xb6",
+        b"\xe2\x82",
     ];
 
     fn token_body() -> impl Strategy<Value = Vec<u8>> {
@@ -2252,12 +3022,26 @@ mod tests {
             .prop_map(|tokens| tokens.concat())
     }
 
-    fn label_name() -> impl Strategy<Value = String> {
-        "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("reserved", |n| n != "__name__")
+    fn label_name() -> BoxedStrategy<String> {
+        "[a-zA-Z_][a-zA-Z0-9_]{0,6}"
+            .prop_filter("reserved", |n| n != "__name__")
+            .boxed()
     }
 
-    fn label_set() -> impl Strategy<Value = Vec<Label>> {
-        prop::collection::btree_map(label_name(), any::<String>(), 0..5)
+    /// Any name under the UTF-8 rules: legacy ones, ones with dots, and anything at all.
+    fn utf8_name() -> BoxedStrategy<String> {
+        prop_oneof![
+            "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+            "[a-z.]{1,6}",
+            "[^\\u{0}]{1,6}",
+            any::<String>(),
+        ]
+        .prop_filter("valid", |n| !n.is_empty() && n != "__name__")
+        .boxed()
+    }
+
+    fn label_set(label_name: BoxedStrategy<String>) -> impl Strategy<Value = Vec<Label>> {
+        prop::collection::btree_map(label_name, any::<String>(), 0..5)
             .prop_map(|map| {
                 map.into_iter()
                     .map(|(n, v)| Label::new(n, v))
@@ -2276,8 +3060,15 @@ mod tests {
     }
 
     fn simple_family() -> impl Strategy<Value = MetricFamily> {
+        family_named("[a-zA-Z_:][a-zA-Z0-9_:]{0,10}".boxed(), label_name())
+    }
+
+    fn family_named(
+        name: BoxedStrategy<String>,
+        label_name: BoxedStrategy<String>,
+    ) -> impl Strategy<Value = MetricFamily> {
         (
-            "[a-zA-Z_:][a-zA-Z0-9_:]{0,10}",
+            name,
             proptest::option::of(
                 any::<String>().prop_filter("leading blanks are skipped", |h| {
                     !h.starts_with([' ', '\t']) && !h.is_empty()
@@ -2286,7 +3077,7 @@ mod tests {
             prop_oneof![Just(Counter), Just(Gauge), Just(Untyped)],
             prop::collection::vec(
                 (
-                    label_set(),
+                    label_set(label_name),
                     sample_value(),
                     proptest::option::of(any::<i64>()),
                 ),
@@ -2313,30 +3104,52 @@ mod tests {
             })
     }
 
-    /// A minimal text-format writer for counters, gauges and untyped families.
+    /// A string in double quotes, with the escapes of label values.
+    fn quoted(text: &str) -> String {
+        let text = text
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        format!("\"{text}\"")
+    }
+
+    /// A name as the text format writes it: bare if it can be, else quoted.
+    fn written_name(name: &str, needs_quoting: fn(&str) -> bool) -> Cow<'_, str> {
+        if needs_quoting(name) {
+            Cow::Owned(quoted(name))
+        } else {
+            Cow::Borrowed(name)
+        }
+    }
+
+    /// A minimal text-format writer for counters, gauges and untyped families, quoting
+    /// names that break the legacy rules.
     fn write_text(families: &[MetricFamily]) -> String {
         let mut out = String::new();
         for family in families {
+            let name = written_name(&family.name, needs_quoting);
             if let Some(help) = &family.help {
                 let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-                let _ = writeln!(out, "# HELP {} {help}", family.name);
+                let _ = writeln!(out, "# HELP {name} {help}");
             }
-            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_text());
+            let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_text());
             for metric in &family.metrics {
-                out.push_str(&family.name);
-                if !metric.labels.is_empty() {
+                let mut items = Vec::new();
+                if needs_quoting(&family.name) {
+                    items.push(name.to_string());
+                } else {
+                    out.push_str(&name);
+                }
+                for label in &metric.labels {
+                    items.push(format!(
+                        "{}={}",
+                        written_name(&label.name, label_needs_quoting),
+                        quoted(&label.value)
+                    ));
+                }
+                if !items.is_empty() {
                     out.push('{');
-                    for (i, label) in metric.labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        let value = label
-                            .value
-                            .replace('\\', "\\\\")
-                            .replace('"', "\\\"")
-                            .replace('\n', "\\n");
-                        let _ = write!(out, "{}=\"{value}\"", label.name);
-                    }
+                    out.push_str(&items.join(","));
                     out.push('}');
                 }
                 let value = metric.value.simple_value().unwrap_or(f64::NAN);
@@ -2356,6 +3169,32 @@ mod tests {
         out
     }
 
+    /// Writes `families` (under unique names) and checks that they parse back as they were.
+    fn check_round_trip(
+        families: Vec<MetricFamily>,
+        rules: NameRules,
+    ) -> Result<(), TestCaseError> {
+        // Unique names: a single-digit suffix per family.
+        let families: Vec<MetricFamily> = families
+            .into_iter()
+            .enumerate()
+            .map(|(i, family)| MetricFamily {
+                name: format!("{}_{i}", family.name),
+                ..family
+            })
+            .collect();
+        let text = write_text(&families);
+        let expected: Vec<MetricFamily> = families
+            .into_iter()
+            .filter(|f| !f.metrics.is_empty())
+            .collect();
+        match parse_text_with(text.as_bytes(), rules) {
+            Ok(parsed) => prop_assert_eq!(parsed, expected, "text: {:?}", text),
+            Err(e) => return Err(TestCaseError::fail(format!("{e} in {text:?}"))),
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -2369,19 +3208,14 @@ mod tests {
 
         #[test]
         fn written_families_parse_back_equal(families in prop::collection::vec(simple_family(), 0..6)) {
-            // Unique names: a single-digit suffix per family.
-            let families: Vec<MetricFamily> = families
-                .into_iter()
-                .enumerate()
-                .map(|(i, family)| MetricFamily { name: format!("{}_{i}", family.name), ..family })
-                .collect();
-            let text = write_text(&families);
-            let expected: Vec<MetricFamily> =
-                families.into_iter().filter(|f| !f.metrics.is_empty()).collect();
-            match parse_text(text.as_bytes()) {
-                Ok(parsed) => prop_assert_eq!(parsed, expected, "text: {:?}", text),
-                Err(e) => return Err(TestCaseError::fail(format!("{e} in {text:?}"))),
-            }
+            check_round_trip(families, NameRules::Legacy)?;
+        }
+
+        #[test]
+        fn written_utf8_families_parse_back_equal(
+            families in prop::collection::vec(family_named(utf8_name(), utf8_name()), 0..6),
+        ) {
+            check_round_trip(families, NameRules::Utf8)?;
         }
     }
 }
