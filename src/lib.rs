@@ -2,8 +2,9 @@
 //!
 //! Data flows one way: an HTTP request ([`http`]) is decoded and parsed ([`exposition`]),
 //! its grouping key read from the path ([`grouping`]), checked and committed by the
-//! [`store`], and rendered back on scrape. [`config`] holds the command line and
-//! [`telemetry`] the gateway's own metrics.
+//! [`store`], and rendered back on scrape. [`config`] holds the command line,
+//! [`web_config`] the `--web.config.file` (TLS, basic auth), and [`telemetry`] the gateway's
+//! own metrics.
 
 pub mod config;
 pub mod exposition;
@@ -11,3 +12,4 @@ pub mod grouping;
 pub mod http;
 pub mod store;
 pub mod telemetry;
+pub mod web_config;

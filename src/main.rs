@@ -1,12 +1,15 @@
 //! The `pushgateway` binary: flags → store → routes → listeners. Wiring only.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use pushgateway::config::Flags;
 use pushgateway::http::api_v1::ApiInfo;
+use pushgateway::http::tls::TlsSource;
 use pushgateway::http::{self, AppState, Shutdown};
 use pushgateway::store::{Store, StoreOptions};
 use pushgateway::telemetry::{self, Telemetry};
+use pushgateway::web_config::WebConfigFile;
 
 fn main() -> ExitCode {
     let flags = Flags::from_args();
@@ -56,13 +59,27 @@ async fn run(flags: Flags) -> Result<(), String> {
         flags.enable_admin_api,
     );
     let router = http::router(app, &flags.route_prefix(), &flags.telemetry_path);
+    let (router, tls) = if flags.web_config_file.is_empty() {
+        (router, None)
+    } else {
+        let file = Arc::new(WebConfigFile::load(&flags.web_config_file)?);
+        let tls = TlsSource::for_file(file.clone())?.map(Arc::new);
+        tracing::info!(
+            file = %flags.web_config_file,
+            tls = tls.is_some(),
+            "Web config file loaded"
+        );
+        (http::auth::layer(router, file)?, tls)
+    };
 
     let mut servers = tokio::task::JoinSet::new();
-    for address in &flags.listen_addresses {
-        let listener = http::bind(address)
-            .await
-            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
-        servers.spawn(http::serve(listener, router.clone(), shutdown.clone()));
+    for listener in http::listen(&flags.listen_addresses, flags.systemd_socket).await? {
+        servers.spawn(http::serve(
+            listener,
+            router.clone(),
+            shutdown.clone(),
+            tls.clone(),
+        ));
     }
     tokio::spawn(stop_on_signal(shutdown.clone()));
     while let Some(result) = servers.join_next().await {
@@ -100,10 +117,14 @@ async fn stop_on_signal(shutdown: Shutdown) {
 /// Flags that later work will implement are accepted now, and say so at start.
 fn warn_unsupported(flags: &Flags) {
     let unsupported = [
-        (!flags.persistence_file.is_empty(), "--persistence.file: persistence is not supported yet; metrics are kept in memory only"),
-        (!flags.web_config_file.is_empty(), "--web.config.file: TLS and basic auth are not supported yet; serving plain HTTP without authentication"),
-        (flags.enable_utf8_names, "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply"),
-        (flags.systemd_socket, "--web.systemd-socket: socket activation is not supported yet; listening on --web.listen-address"),
+        (
+            !flags.persistence_file.is_empty(),
+            "--persistence.file: persistence is not supported yet; metrics are kept in memory only",
+        ),
+        (
+            flags.enable_utf8_names,
+            "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply",
+        ),
     ];
     for (given, message) in unsupported {
         if given {

@@ -4,14 +4,21 @@
 //! readiness, quit), [`api_v1`] (the JSON API) and [`admin`] (wipe); [`body`] reads request
 //! bodies and [`errors`] is the one place errors become responses. Handlers turn HTTP into
 //! store calls and back; they never touch the store's insides.
+//!
+//! The web config file applies around them: [`auth`] (basic auth, headers, rate limit) and
+//! [`tls`]; [`systemd`] takes over the sockets of systemd socket activation.
 
 pub mod admin;
 pub mod api_v1;
+pub mod auth;
 pub mod body;
 pub mod errors;
 pub mod lifecycle;
 pub mod push;
 pub mod scrape;
+#[cfg(unix)]
+pub mod systemd;
+pub mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -157,6 +164,33 @@ pub fn router(app: AppState, route_prefix: &str, telemetry_path: &str) -> Router
     routes.fallback(|| async { errors::ApiError::NotFound })
 }
 
+/// A socket to serve on: bound from `--web.listen-address`, or passed by systemd.
+pub enum Bound {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+/// The sockets to serve on: systemd's with `--web.systemd-socket` (which then replaces the
+/// listen addresses, as upstream), else one per `--web.listen-address`.
+pub async fn listen(addresses: &[String], systemd_socket: bool) -> Result<Vec<Bound>, String> {
+    if systemd_socket {
+        tracing::info!("Listening on systemd activated listeners instead of port listeners");
+        #[cfg(unix)]
+        return systemd::listeners();
+        #[cfg(not(unix))]
+        return Err("--web.systemd-socket: socket activation needs a Unix system".into());
+    }
+    let mut bound = Vec::new();
+    for address in addresses {
+        let listener = bind(address)
+            .await
+            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+        bound.push(Bound::Tcp(listener));
+    }
+    Ok(bound)
+}
+
 /// Binds one `--web.listen-address`. `:9091` means every interface, IPv6 and IPv4.
 pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
     if let Some(port) = address.strip_prefix(':') {
@@ -168,17 +202,46 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Serves `router` on `listener` until `shutdown` fires, then finishes in-flight requests.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` fires, then
+/// finishes in-flight requests.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Bound,
     router: Router,
     shutdown: Shutdown,
+    tls: Option<Arc<tls::TlsSource>>,
 ) -> std::io::Result<()> {
+    match listener {
+        Bound::Tcp(listener) => serve_on(listener, router, shutdown, tls).await,
+        #[cfg(unix)]
+        Bound::Unix(listener) => serve_on(listener, router, shutdown, tls).await,
+    }
+}
+
+async fn serve_on<L>(
+    listener: L,
+    router: Router,
+    shutdown: Shutdown,
+    tls: Option<Arc<tls::TlsSource>>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug + Clone + Sync,
+{
     match listener.local_addr() {
-        Ok(address) => tracing::info!(%address, "Listening on address"),
+        Ok(address) => tracing::info!(?address, "Listening on address"),
         Err(error) => tracing::warn!(%error, "Listening on an address that cannot be named"),
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    let stopped = async move { shutdown.wait().await };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(tls::TlsListener::new(listener, tls)?, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    }
 }
