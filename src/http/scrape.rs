@@ -1,16 +1,23 @@
 //! `GET <telemetry path>`: every pushed family merged with the gateway's own, in the text
 //! or protobuf format as the `Accept` header asks.
 //!
-//! The store hands over pre-rendered bytes; this handler only adds the gateway's own
-//! families, compresses when the client accepts gzip, and sets the content type.
+//! The store hands over pre-rendered bytes as shared chunks; this handler only adds the
+//! gateway's own families, compresses when the client accepts gzip, and sets the content
+//! type. An uncompressed scrape is sent chunk by chunk, never copied into one buffer.
 
+use std::convert::Infallible;
 use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use http_body::{Frame, SizeHint};
 
 use super::errors::ApiError;
 use super::AppState;
@@ -21,12 +28,14 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let negotiated = negotiate_scrape(accept);
     let format = negotiated.format;
-    let mut body = Vec::with_capacity(app.scrape_size_hint());
-    if let Err(inconsistent) = app.store.render(&own, format, &mut body) {
-        tracing::error!(error = %inconsistent, "Scrape failed");
-        return ApiError::Inconsistent(inconsistent.to_string()).into_response();
-    }
-    app.remember_scrape_size(body.len());
+    let (chunks, len) = match app.store.render_chunks(&own, format) {
+        Ok(rendered) => rendered,
+        Err(inconsistent) => {
+            tracing::error!(error = %inconsistent, "Scrape failed");
+            return ApiError::Inconsistent(inconsistent.to_string()).into_response();
+        }
+    };
+    app.remember_scrape_size(len);
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
@@ -34,16 +43,53 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
             .unwrap_or_else(|_| HeaderValue::from_static(format.content_type())),
     );
     if accepts_gzip(&headers) {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-        if encoder.write_all(&body).is_ok() {
-            if let Ok(compressed) = encoder.finish() {
-                response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                response_headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-                return (StatusCode::OK, response_headers, compressed).into_response();
-            }
+        let capacity = app.scrape_size_hint() / 8;
+        let mut encoder = GzEncoder::new(Vec::with_capacity(capacity), Compression::fast());
+        let written = chunks.iter().try_for_each(|chunk| encoder.write_all(chunk));
+        if let (Ok(()), Ok(compressed)) = (written, encoder.finish()) {
+            response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response_headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            return (StatusCode::OK, response_headers, compressed).into_response();
         }
     }
-    (StatusCode::OK, response_headers, body).into_response()
+    let body = ChunkedBody {
+        chunks: chunks.into_iter(),
+        remaining: len as u64,
+    };
+    (StatusCode::OK, response_headers, Body::new(body)).into_response()
+}
+
+/// A response body sent straight from the store's shared chunks, with its exact length.
+struct ChunkedBody {
+    chunks: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChunkedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        match this.chunks.next() {
+            Some(chunk) => {
+                this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.chunks.len() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// Whether `Accept-Encoding` lists gzip with a non-zero quality.

@@ -24,7 +24,8 @@ use parking_lot::RwLock;
 use crate::exposition::model::{MetricFamily, MetricKind};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
-use state::State;
+use bytes::Bytes;
+use state::{Chunks, State};
 
 pub use state::{GroupSnapshot, StoredFamily};
 
@@ -201,19 +202,37 @@ impl Store {
         *self.shared.state.write() = State::new(self.shared.hasher.clone());
     }
 
-    /// Appends the exposition of every stored family in `format`, merged with the gateway's
-    /// own families `own` (sorted by name), to `out`.
+    /// The exposition of every stored family in `format`, merged with the gateway's own
+    /// families `own` (sorted by name), as chunks that share the stored bytes, and the total
+    /// length. The lock is held only while the chunk list is built.
+    pub fn render_chunks(
+        &self,
+        own: &[MetricFamily],
+        format: ScrapeFormat,
+    ) -> Result<(Vec<Bytes>, usize), Inconsistent> {
+        let mut chunks = Chunks::default();
+        {
+            let state = self.shared.state.read();
+            if let Some(problem) = state.inconsistency() {
+                return Err(Inconsistent(problem.to_string()));
+            }
+            state.render(own, &self.shared.options.reserved, format, &mut chunks);
+        }
+        Ok(chunks.finish())
+    }
+
+    /// Like [`Store::render_chunks`], appended to one buffer.
     pub fn render(
         &self,
         own: &[MetricFamily],
         format: ScrapeFormat,
         out: &mut Vec<u8>,
     ) -> Result<(), Inconsistent> {
-        let state = self.shared.state.read();
-        if let Some(problem) = state.inconsistency() {
-            return Err(Inconsistent(problem.to_string()));
+        let (chunks, len) = self.render_chunks(own, format)?;
+        out.reserve(len);
+        for chunk in chunks {
+            out.extend_from_slice(&chunk);
         }
-        state.render(own, &self.shared.options.reserved, format, out);
         Ok(())
     }
 

@@ -113,6 +113,39 @@ impl Resolved<'_> {
     }
 }
 
+/// A scrape body as a list of byte chunks: small writes gather in `buf`, and each group's
+/// stored lines are shared (a reference count, not a copy), so a large scrape is assembled
+/// without copying its bulk and can be streamed as it is.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    pub buf: Vec<u8>,
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Chunks {
+    /// Appends stored bytes without copying them.
+    pub fn share(&mut self, bytes: &Bytes) {
+        self.flush();
+        self.len += bytes.len();
+        self.chunks.push(bytes.clone());
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.len += buf.len();
+            self.chunks.push(Bytes::from(buf));
+        }
+    }
+
+    /// The chunks in order, and their total length.
+    pub fn finish(mut self) -> (Vec<Bytes>, usize) {
+        self.flush();
+        (self.chunks, self.len)
+    }
+}
+
 /// The shared name of a time gauge, so each group does not allocate its own.
 fn time_gauge_name(name: &'static str) -> Arc<str> {
     use std::sync::OnceLock;
@@ -417,7 +450,7 @@ impl State {
         own: &[MetricFamily],
         reserved: &[ReservedFamily],
         format: ScrapeFormat,
-        out: &mut Vec<u8>,
+        out: &mut Chunks,
     ) {
         let mut own = own.iter().peekable();
         let mut stored = self.names.iter().peekable();
@@ -462,12 +495,12 @@ impl State {
             let members = members.into_iter().flat_map(|m| m.values());
             match format {
                 ScrapeFormat::Text => {
-                    write_header(out, name, help, kind);
+                    write_header(&mut out.buf, name, help, kind);
                     for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
-                        write_series(out, name, metric);
+                        write_series(&mut out.buf, name, metric);
                     }
                     for member in members {
-                        out.extend_from_slice(&member.text);
+                        out.share(&member.text);
                     }
                 }
                 ScrapeFormat::Protobuf => {
@@ -478,7 +511,7 @@ impl State {
                     let member_fields: Vec<_> = members.map(|m| m.proto_fields(name)).collect();
                     let mut fields: Vec<&[u8]> = vec![&own_fields];
                     fields.extend(member_fields.iter().map(|f| &f[..]));
-                    write_family_message(out, name, help, kind, &fields);
+                    write_family_message(&mut out.buf, name, help, kind, &fields);
                 }
                 ScrapeFormat::OpenMetrics => {
                     let taken = |candidate: &str| {
@@ -488,18 +521,18 @@ impl State {
                     let family = openmetrics::om_family(name, kind, taken);
                     let members: Vec<&Member> = members.collect();
                     let unit = members.iter().find_map(|m| m.unit.as_deref());
-                    openmetrics::write_header(out, family, help, unit);
+                    openmetrics::write_header(&mut out.buf, family, help, unit);
                     for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
-                        openmetrics::write_series(out, family, metric);
+                        openmetrics::write_series(&mut out.buf, family, metric);
                     }
                     for member in members {
                         // Text lines are valid OpenMetrics lines, except for what only the
                         // protobuf copy holds and the gauge histogram's _gsum/_gcount.
                         if member.proto.is_none() && kind != MetricKind::GaugeHistogram {
-                            out.extend_from_slice(&member.text);
+                            out.share(&member.text);
                         } else {
                             for metric in &member.decode(name).metrics {
-                                openmetrics::write_series(out, family, metric);
+                                openmetrics::write_series(&mut out.buf, family, metric);
                             }
                         }
                     }
@@ -507,7 +540,7 @@ impl State {
             }
         }
         if format == ScrapeFormat::OpenMetrics {
-            openmetrics::write_eof(out);
+            openmetrics::write_eof(&mut out.buf);
         }
     }
 
