@@ -158,7 +158,7 @@ struct StatusData<'a> {
 }
 
 /// Upstream's `version.Info` keys, from the values baked in at build time.
-fn build_information() -> BTreeMap<&'static str, &'static str> {
+pub(crate) fn build_information() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::from([
         ("branch", option_env!("PUSHGATEWAY_BRANCH").unwrap_or("")),
         (
@@ -430,7 +430,7 @@ fn histogram_json<'a>(labels: LabelsJson<'a>, histogram: &Histogram) -> MetricJs
 /// buckets from the most negative up, the zero bucket, then positive buckets, leaving out
 /// empty ones. A histogram with a float count (or float zero count) is a float histogram
 /// and uses the absolute float bucket counts; otherwise the integer deltas are summed.
-fn native_buckets(
+pub(crate) fn native_buckets(
     histogram: &Histogram,
     native: &NativeBuckets,
 ) -> (String, Vec<(u8, String, String, String)>) {
@@ -678,7 +678,7 @@ fn ldexp(x: f64, exp: i64) -> f64 {
 /// A Unix time in seconds as Go's `time.Time` marshals to JSON (RFC 3339 with nanoseconds,
 /// trailing zeros dropped), in UTC. Stored push times are floats, so microseconds are the
 /// finest digits shown.
-fn unix_seconds_rfc3339(seconds: f64) -> String {
+pub(crate) fn unix_seconds_rfc3339(seconds: f64) -> String {
     let micros = if seconds.is_finite() {
         (seconds * 1e6).round() as i64
     } else {
@@ -690,7 +690,7 @@ fn unix_seconds_rfc3339(seconds: f64) -> String {
     )
 }
 
-fn system_time_rfc3339(time: SystemTime) -> String {
+pub(crate) fn system_time_rfc3339(time: SystemTime) -> String {
     match time.duration_since(UNIX_EPOCH) {
         Ok(since) => rfc3339(since.as_secs() as i64, since.subsec_nanos()),
         Err(before) => {

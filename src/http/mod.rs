@@ -1,9 +1,10 @@
 //! The HTTP surface: the routes, the state every handler shares, and the listeners.
 //!
 //! One file per surface: [`push`] (push and delete), [`scrape`], [`lifecycle`] (health,
-//! readiness, quit), [`api_v1`] (the JSON API) and [`admin`] (wipe); [`body`] reads request
-//! bodies and [`errors`] is the one place errors become responses. Handlers turn HTTP into
-//! store calls and back; they never touch the store's insides.
+//! readiness, quit), [`api_v1`] (the JSON API), [`admin`] (wipe) and [`ui`] (the web UI and
+//! its static files); [`body`] reads request bodies and [`errors`] is the one place errors
+//! become responses. Handlers turn HTTP into store calls and back; they never touch the
+//! store's insides.
 //!
 //! The web config file applies around them: [`auth`] (basic auth, headers, rate limit) and
 //! [`tls`]; [`systemd`] takes over the sockets of systemd socket activation.
@@ -19,6 +20,7 @@ pub mod scrape;
 #[cfg(unix)]
 pub mod systemd;
 pub mod tls;
+pub mod ui;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -148,11 +150,19 @@ pub fn router(app: AppState, route_prefix: &str, telemetry_path: &str) -> Router
     } else {
         routes
     };
-    let routes = routes.with_state(app.clone());
+    let routes = routes
+        .merge(ui::routes(app.clone(), route_prefix, telemetry_path))
+        .with_state(app.clone());
     let routes = if route_prefix.is_empty() {
         routes
     } else {
-        Router::new().nest(route_prefix, routes)
+        Router::new()
+            .nest(route_prefix, routes)
+            .merge(ui::prefix_root_route(
+                app.clone(),
+                route_prefix,
+                telemetry_path,
+            ))
     };
     // Upstream answers a GET on /-/quit without the route prefix too.
     let quit_outside_prefix = !route_prefix.is_empty();
