@@ -459,10 +459,11 @@ fn delete_path(base: &str, key: &GroupingKey) -> String {
 }
 
 fn render_index(ui: &Ui, query: &PageQuery, host: &str) -> String {
-    let groups = ui.app.store.groups();
+    // Only the keys of all groups are listed; only the groups on this page are decoded.
+    let groups = ui.app.store.group_keys();
     let filter_text = query.filter.as_deref().unwrap_or("").trim();
     let filter = Filter::parse(filter_text);
-    let matching: Vec<&GroupSnapshot> = groups.iter().filter(|g| filter.matches(&g.key)).collect();
+    let matching: Vec<&GroupingKey> = groups.iter().filter(|key| filter.matches(key)).collect();
     let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
     let page = query
         .page
@@ -471,7 +472,11 @@ fn render_index(ui: &Ui, query: &PageQuery, host: &str) -> String {
         .unwrap_or(1)
         .clamp(1, pages);
     let first = (page - 1) * PAGE_SIZE;
-    let shown = &matching[first.min(matching.len())..(first + PAGE_SIZE).min(matching.len())];
+    let shown: Vec<GroupSnapshot> = matching
+        [first.min(matching.len())..(first + PAGE_SIZE).min(matching.len())]
+        .iter()
+        .filter_map(|key| ui.app.store.group(key))
+        .collect();
 
     let mut out = String::with_capacity(16 * 1024);
     write_toolbar(&mut out, ui, filter_text, groups.len());
@@ -507,7 +512,7 @@ fn render_index(ui: &Ui, query: &PageQuery, host: &str) -> String {
         write_pager(&mut out, ui, filter_text, page, pages);
         out.push_str("<div class=\"groups\" id=\"groups\">\n");
         let open = shown.len() <= OPEN_BY_DEFAULT;
-        for group in shown {
+        for group in &shown {
             write_group(&mut out, ui, group, open);
         }
         out.push_str("</div>\n");

@@ -242,6 +242,11 @@ impl Store {
         self.shared.state.read().group_snapshot(key)
     }
 
+    /// The keys of every group, in grouping-key order (cheap: nothing is decoded).
+    pub fn group_keys(&self) -> Vec<GroupingKey> {
+        self.shared.state.read().group_keys()
+    }
+
     /// Every group, in grouping-key order.
     pub fn groups(&self) -> Vec<GroupSnapshot> {
         self.shared.state.read().all_group_snapshots()

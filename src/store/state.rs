@@ -566,6 +566,10 @@ impl State {
         })
     }
 
+    pub(super) fn group_keys(&self) -> Vec<GroupingKey> {
+        self.groups.keys().cloned().collect()
+    }
+
     pub(super) fn all_group_snapshots(&self) -> Vec<GroupSnapshot> {
         self.groups
             .keys()
