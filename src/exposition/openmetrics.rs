@@ -13,7 +13,9 @@
 //! scrape of the Go gateway.
 
 use super::model::{Exemplar, Label, Metric, MetricKind, MetricValue, Timestamp};
-use super::text_write::{write_escaped_help, write_escaped_label_value, write_float, write_labels};
+use super::text_write::{
+    for_each_sample, write_escaped_help, write_escaped_label_value, write_float, write_labels,
+};
 
 /// The OpenMetrics media type, as served.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -149,94 +151,35 @@ fn write_created(out: &mut Vec<u8>, name: &str, labels: &[Label], created: Optio
     }
 }
 
-/// Appends the samples of one metric of a family declared as `family`.
+/// Appends the samples of one metric of a family declared as `family`: the text format's
+/// samples, with an OpenMetrics counter's value as `_total`, a gauge histogram's sum and count
+/// as `_gsum`/`_gcount`, exemplars, and a `_created` sample when known.
 pub fn write_series(out: &mut Vec<u8>, family: OmFamily<'_>, metric: &Metric) {
-    let labels = &metric.labels;
     let name = family.name;
-    match &metric.value {
-        MetricValue::Counter(counter) if family.om_type == "counter" => {
-            write_sample(
-                out,
-                name,
-                "_total",
-                labels,
-                None,
-                counter.value,
-                counter.exemplar.as_deref(),
-            );
-            write_created(out, name, labels, counter.created.as_ref());
-        }
-        MetricValue::Counter(counter) => write_sample(
+    for_each_sample(metric, |sample| {
+        let suffix = match (family.om_type, sample.suffix) {
+            ("counter", "") => "_total",
+            ("gaugehistogram", "_sum") => "_gsum",
+            ("gaugehistogram", "_count") => "_gcount",
+            (_, suffix) => suffix,
+        };
+        write_sample(
             out,
             name,
-            "",
-            labels,
-            None,
-            counter.value,
-            counter.exemplar.as_deref(),
-        ),
-        MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
-            write_sample(out, name, "", labels, None, *v, None)
-        }
-        MetricValue::Summary(summary) => {
-            for q in &summary.quantiles {
-                write_sample(
-                    out,
-                    name,
-                    "",
-                    labels,
-                    Some(("quantile", q.quantile)),
-                    q.value,
-                    None,
-                );
-            }
-            write_sample(out, name, "_sum", labels, None, summary.sample_sum, None);
-            write_sample(
-                out,
-                name,
-                "_count",
-                labels,
-                None,
-                summary.sample_count as f64,
-                None,
-            );
-            write_created(out, name, labels, summary.created.as_ref());
-        }
-        MetricValue::Histogram(histogram) => {
-            let mut saw_inf = false;
-            for bucket in &histogram.buckets {
-                saw_inf |= bucket.upper_bound == f64::INFINITY;
-                write_sample(
-                    out,
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", bucket.upper_bound)),
-                    bucket.count(),
-                    bucket.exemplar.as_deref(),
-                );
-            }
-            if !saw_inf {
-                write_sample(
-                    out,
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", f64::INFINITY)),
-                    histogram.count(),
-                    None,
-                );
-            }
-            let (sum, count) = if family.om_type == "gaugehistogram" {
-                ("_gsum", "_gcount")
-            } else {
-                ("_sum", "_count")
-            };
-            write_sample(out, name, sum, labels, None, histogram.sample_sum, None);
-            write_sample(out, name, count, labels, None, histogram.count(), None);
-            write_created(out, name, labels, histogram.created.as_ref());
-        }
-    }
+            suffix,
+            &metric.labels,
+            sample.extra,
+            sample.value,
+            sample.exemplar,
+        );
+    });
+    let created = match &metric.value {
+        MetricValue::Counter(counter) if family.om_type == "counter" => counter.created.as_ref(),
+        MetricValue::Summary(summary) => summary.created.as_ref(),
+        MetricValue::Histogram(histogram) => histogram.created.as_ref(),
+        _ => None,
+    };
+    write_created(out, name, &metric.labels, created);
 }
 
 #[cfg(test)]

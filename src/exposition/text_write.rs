@@ -9,7 +9,7 @@
 //! ([`write_series`]) and write the `# HELP`/`# TYPE` header once per merged family
 //! ([`write_header`]) at scrape time.
 
-use super::model::{Label, Metric, MetricFamily, MetricKind, MetricValue};
+use super::model::{Exemplar, Label, Metric, MetricFamily, MetricKind, MetricValue};
 
 /// Appends `value` formatted as Go's `strconv.FormatFloat(value, 'g', -1, 64)` does.
 pub fn write_float(out: &mut Vec<u8>, value: f64) {
@@ -182,71 +182,78 @@ fn write_sample(
     out.push(b'\n');
 }
 
-/// Appends the sample lines of one metric of family `name` (no header).
-pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
-    let labels = &metric.labels;
-    let ts = metric.timestamp_ms;
+/// One exposed sample of a metric: summaries and histograms expose several.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// `""`, `"_sum"`, `"_count"` or `"_bucket"`.
+    pub suffix: &'static str,
+    /// The `quantile` or `le` label, written last.
+    pub extra: Option<(&'static str, f64)>,
+    pub value: f64,
+    pub exemplar: Option<&'a Exemplar>,
+}
+
+/// Calls `each` for every sample of `metric` in exposition order: quantiles or buckets (with a
+/// `+Inf` bucket added when missing), then `_sum` and `_count`. Shared by the text and
+/// OpenMetrics writers, which differ only in how they spell a sample.
+pub fn for_each_sample<'a>(metric: &'a Metric, mut each: impl FnMut(Sample<'a>)) {
+    let plain = |suffix, value| Sample {
+        suffix,
+        extra: None,
+        value,
+        exemplar: None,
+    };
     match &metric.value {
-        MetricValue::Counter(counter) => {
-            write_sample(out, name, "", labels, None, counter.value, ts)
-        }
-        MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
-            write_sample(out, name, "", labels, None, *v, ts)
-        }
+        MetricValue::Counter(counter) => each(Sample {
+            exemplar: counter.exemplar.as_deref(),
+            ..plain("", counter.value)
+        }),
+        MetricValue::Gauge(v) | MetricValue::Untyped(v) => each(plain("", *v)),
         MetricValue::Summary(summary) => {
             for q in &summary.quantiles {
-                write_sample(
-                    out,
-                    name,
-                    "",
-                    labels,
-                    Some(("quantile", q.quantile)),
-                    q.value,
-                    ts,
-                );
+                each(Sample {
+                    extra: Some(("quantile", q.quantile)),
+                    ..plain("", q.value)
+                });
             }
-            write_sample(out, name, "_sum", labels, None, summary.sample_sum, ts);
-            write_sample(
-                out,
-                name,
-                "_count",
-                labels,
-                None,
-                summary.sample_count as f64,
-                ts,
-            );
+            each(plain("_sum", summary.sample_sum));
+            each(plain("_count", summary.sample_count as f64));
         }
         MetricValue::Histogram(histogram) => {
             let mut saw_inf = false;
             for bucket in &histogram.buckets {
-                if bucket.upper_bound == f64::INFINITY {
-                    saw_inf = true;
-                }
-                write_sample(
-                    out,
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", bucket.upper_bound)),
-                    bucket.count(),
-                    ts,
-                );
+                saw_inf |= bucket.upper_bound == f64::INFINITY;
+                each(Sample {
+                    extra: Some(("le", bucket.upper_bound)),
+                    exemplar: bucket.exemplar.as_deref(),
+                    ..plain("_bucket", bucket.count())
+                });
             }
             if !saw_inf {
-                write_sample(
-                    out,
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", f64::INFINITY)),
-                    histogram.count(),
-                    ts,
-                );
+                each(Sample {
+                    extra: Some(("le", f64::INFINITY)),
+                    ..plain("_bucket", histogram.count())
+                });
             }
-            write_sample(out, name, "_sum", labels, None, histogram.sample_sum, ts);
-            write_sample(out, name, "_count", labels, None, histogram.count(), ts);
+            each(plain("_sum", histogram.sample_sum));
+            each(plain("_count", histogram.count()));
         }
     }
+}
+
+/// Appends the sample lines of one metric of family `name` (no header).
+pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
+    for_each_sample(metric, |sample| {
+        write_sample(
+            out,
+            name,
+            sample.suffix,
+            &metric.labels,
+            sample.extra,
+            sample.value,
+            metric.timestamp_ms,
+        )
+    });
 }
 
 /// Appends a whole family: header, then every metric in the order held.
