@@ -50,9 +50,15 @@ pub struct Flags {
     #[arg(long = "persistence.file", default_value = "")]
     pub persistence_file: String,
 
-    /// The minimum interval at which to write out the persistence file.
+    /// The longest time between compactions of the persistence file (every change is
+    /// written and fsynced at once; compaction rewrites the file as one snapshot).
     #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_duration)]
     pub persistence_interval: Duration,
+
+    /// Start from the readable part of a corrupt persistence file instead of refusing to
+    /// start (the damaged file is copied aside first).
+    #[arg(long = "persistence.start-from-readable", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    pub persistence_start_from_readable: bool,
 
     /// Do not check consistency of pushed metrics. DANGEROUS.
     #[arg(long = "push.disable-consistency-check", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
@@ -103,6 +109,10 @@ impl Flags {
                 format_duration(self.persistence_interval),
             ),
             (
+                "persistence.start-from-readable",
+                self.persistence_start_from_readable.to_string(),
+            ),
+            (
                 "push.disable-consistency-check",
                 self.disable_consistency_check.to_string(),
             ),
@@ -135,8 +145,9 @@ impl Flags {
 
 /// `--no-web.enable-lifecycle` → `--web.enable-lifecycle=false`, for the boolean flags.
 fn rewrite_negated_bool(arg: String) -> String {
-    const BOOLS: [&str; 5] = [
+    const BOOLS: [&str; 6] = [
         "web.systemd-socket",
+        "persistence.start-from-readable",
         "web.enable-lifecycle",
         "web.enable-admin-api",
         "push.disable-consistency-check",

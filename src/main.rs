@@ -7,6 +7,7 @@ use pushgateway::config::Flags;
 use pushgateway::http::api_v1::ApiInfo;
 use pushgateway::http::tls::TlsSource;
 use pushgateway::http::{self, AppState, Shutdown};
+use pushgateway::store::persist::PersistOptions;
 use pushgateway::store::{Store, StoreOptions};
 use pushgateway::telemetry::{self, Telemetry};
 use pushgateway::web_config::WebConfigFile;
@@ -42,13 +43,24 @@ async fn run(flags: Flags) -> Result<(), String> {
     let start_time = std::time::SystemTime::now();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting pushgateway");
     warn_unsupported(&flags);
-    let store = Store::new(StoreOptions {
+    let options = StoreOptions {
         consistency_check: !flags.disable_consistency_check,
         reserved: telemetry::reserved_families(),
-    });
+    };
+    let store = if flags.persistence_file.is_empty() {
+        Store::new(options)
+    } else {
+        ignore_file_size_signal();
+        let persistence = PersistOptions {
+            path: flags.persistence_file.clone().into(),
+            interval: flags.persistence_interval,
+            start_from_readable: flags.persistence_start_from_readable,
+        };
+        Store::open(options, &persistence).map_err(|error| error.to_string())?
+    };
     let shutdown = Shutdown::default();
     let app = AppState::new(
-        store,
+        store.clone(),
         Telemetry::default(),
         flags.max_body_bytes,
         flags.enable_lifecycle,
@@ -89,6 +101,8 @@ async fn run(flags: Flags) -> Result<(), String> {
             Err(error) => return Err(format!("listener task failed: {error}")),
         }
     }
+    // Every request has been answered; leave the persistence file compact.
+    tokio::task::block_in_place(|| store.close());
     tracing::info!("Stopped");
     Ok(())
 }
@@ -116,20 +130,24 @@ async fn stop_on_signal(shutdown: Shutdown) {
 
 /// Flags that later work will implement are accepted now, and say so at start.
 fn warn_unsupported(flags: &Flags) {
-    let unsupported = [
-        (
-            !flags.persistence_file.is_empty(),
-            "--persistence.file: persistence is not supported yet; metrics are kept in memory only",
-        ),
-        (
-            flags.enable_utf8_names,
-            "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply",
-        ),
-    ];
+    let unsupported = [(
+        flags.enable_utf8_names,
+        "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply",
+    )];
     for (given, message) in unsupported {
         if given {
             tracing::warn!("{message}");
         }
+    }
+}
+
+/// A file-size limit (`ulimit -f`) must make a write fail with an error the store handles,
+/// not kill the process with SIGXFSZ.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

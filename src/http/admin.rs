@@ -14,10 +14,16 @@ use super::AppState;
 /// Upstream queues one delete per group, so a push racing the wipe may survive it; ours
 /// swaps the whole store in one step.
 pub async fn wipe(State(app): State<AppState>) -> Response {
-    app.store.wipe();
-    tracing::info!("Wiped every group via the admin API");
-    app.telemetry.count_request("wipe", "put", 202);
-    StatusCode::ACCEPTED.into_response()
+    let response = match app.store.wipe().await {
+        Ok(()) => {
+            tracing::info!("Wiped every group via the admin API");
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    app.telemetry
+        .count_request("wipe", "put", response.status().as_u16());
+    response
 }
 
 /// Any method but `PUT` and `OPTIONS` on the wipe path.

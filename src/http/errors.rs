@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::exposition::protobuf::ProtobufError;
 use crate::exposition::text_parse::TextParseError;
 use crate::grouping::GroupingError;
-use crate::store::ValidationError;
+use crate::store::{PersistError, PushError, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -47,6 +47,17 @@ pub enum ApiError {
     LifecycleDisabled,
     #[error("{0}")]
     Inconsistent(String),
+    #[error("{0}")]
+    NotDurable(#[from] PersistError),
+}
+
+impl From<PushError> for ApiError {
+    fn from(error: PushError) -> ApiError {
+        match error {
+            PushError::Rejected(error) => ApiError::Rejected(error),
+            PushError::NotDurable(error) => ApiError::NotDurable(error),
+        }
+    }
 }
 
 impl ApiError {
@@ -67,6 +78,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::LifecycleDisabled => StatusCode::FORBIDDEN,
             ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The disk is full or failing: a retry later may well succeed.
+            ApiError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

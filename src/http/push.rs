@@ -70,7 +70,7 @@ async fn route(
         Method::PUT => push(app, key, headers, body, PushMode::Replace).await,
         Method::POST => push(app, key, headers, body, PushMode::Merge).await,
         Method::DELETE => {
-            app.store.delete(&key);
+            app.store.delete(&key).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         _ => Err(ApiError::MethodNotAllowed {
@@ -111,7 +111,7 @@ async fn push(
         PushFormat::Protobuf => decode_delimited(&body)?,
         _ => parse_text(&body)?,
     };
-    let outcome = app.store.push(key, families, mode)?;
+    let outcome = app.store.push(key, families, mode).await?;
     Ok(match outcome {
         PushOutcome::Applied => StatusCode::OK.into_response(),
         PushOutcome::AppliedUnchecked => StatusCode::ACCEPTED.into_response(),

@@ -10,8 +10,10 @@
 //! close to the size of its text line.
 
 use std::borrow::Cow;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+
+use siphasher::sip::SipHasher13;
 
 use bytes::Bytes;
 
@@ -29,18 +31,49 @@ pub struct Member {
     pub text: Bytes,
     /// Protobuf `metric` fields, only when `text` would lose something.
     pub proto: Option<Bytes>,
-    /// Sorted hashes of every series' label set.
-    pub hashes: Box<[u64]>,
+    /// Sorted hashes of every series' label set (shared: undo records and snapshots clone
+    /// members).
+    pub hashes: Arc<[u64]>,
     /// Unix seconds of the push that stored this copy.
     pub pushed_at: f64,
 }
 
+/// The keyed hash of label sets. Keys are random per store, so nobody can aim for
+/// collisions; they are kept in the persistence file with the hashes made with them, and the
+/// byte layout fed to the hash is fixed here (not left to `std::hash::Hash`), so a restored
+/// store, even one restored by a later build, agrees with the hashes it reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelHasher {
+    pub keys: (u64, u64),
+}
+
+impl LabelHasher {
+    /// A hasher with fresh random keys.
+    pub fn random() -> LabelHasher {
+        // RandomState draws its keys from the OS; two of its outputs make ours.
+        let seed = std::collections::hash_map::RandomState::new();
+        LabelHasher {
+            keys: (seed.hash_one(1u8), seed.hash_one(2u8)),
+        }
+    }
+}
+
+impl BuildHasher for LabelHasher {
+    type Hasher = SipHasher13;
+
+    fn build_hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_keys(self.keys.0, self.keys.1)
+    }
+}
+
 /// Hashes a label set (names and values, in order) with the store's keyed hasher.
-pub fn label_hash(hasher: &impl BuildHasher, labels: &[Label]) -> u64 {
+pub fn label_hash(hasher: &LabelHasher, labels: &[Label]) -> u64 {
     let mut state = hasher.build_hasher();
     for label in labels {
-        label.name.hash(&mut state);
-        label.value.hash(&mut state);
+        state.write(label.name.as_bytes());
+        state.write_u8(0xff);
+        state.write(label.value.as_bytes());
+        state.write_u8(0xff);
     }
     state.finish()
 }
@@ -190,7 +223,7 @@ mod tests {
             unit: None,
             text: Bytes::from(text),
             proto: None,
-            hashes: Box::new([]),
+            hashes: Arc::new([]),
             pushed_at: 0.0,
         };
         let from_proto = Member {

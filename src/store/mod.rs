@@ -12,10 +12,10 @@
 //! happens before the lock is taken).
 
 mod member;
+pub mod persist;
 pub mod prepare;
 mod state;
 
-use std::collections::hash_map::RandomState;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +25,11 @@ use crate::exposition::model::{MetricFamily, MetricKind};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
 use bytes::Bytes;
+use member::LabelHasher;
+use persist::{Journal, Op, OpenError, PersistOptions, Ticket, Undo};
 use state::{Chunks, State};
+
+pub use persist::PersistError;
 
 pub use state::{GroupSnapshot, StoredFamily};
 
@@ -95,6 +99,17 @@ pub enum ValidationError {
     StoreInconsistent(String),
 }
 
+/// Why a push failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PushError {
+    /// Refused; only the group's failure time changed.
+    #[error(transparent)]
+    Rejected(#[from] ValidationError),
+    /// Valid, but could not be made durable, so it was not applied.
+    #[error(transparent)]
+    NotDurable(#[from] PersistError),
+}
+
 /// What a push to a store did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
@@ -116,10 +131,12 @@ pub struct Store {
 }
 
 struct Shared {
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     options: StoreOptions,
-    /// Keys the label-set hashes; random per process so nobody can aim for collisions.
-    hasher: RandomState,
+    /// Keys the label-set hashes; random per store so nobody can aim for collisions.
+    hasher: LabelHasher,
+    /// Present when the store persists its changes.
+    journal: Option<Journal>,
 }
 
 /// Seconds since the Unix epoch, with sub-second precision.
@@ -130,76 +147,178 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until a change is durable (at once for a memory-only store).
+async fn durable(ticket: Option<Ticket>) -> Result<(), PersistError> {
+    match ticket {
+        None => Ok(()),
+        Some(ticket) => ticket.await.unwrap_or(Err(PersistError::Stopped)),
+    }
+}
+
 impl Store {
+    /// A store that keeps everything in memory only.
     pub fn new(options: StoreOptions) -> Store {
-        let mut options = options;
+        Store::build(options, State::new(LabelHasher::random()), None)
+    }
+
+    /// A store that persists every change to `persistence.path` before acknowledging it,
+    /// starting from what the file holds.
+    pub fn open(options: StoreOptions, persistence: &PersistOptions) -> Result<Store, OpenError> {
+        let state = Arc::new(RwLock::new(State::new(LabelHasher::random())));
+        let journal = persist::open(persistence, state.clone())?;
+        {
+            let mut state = state.write();
+            if !options.consistency_check {
+                state.recheck_all(&options.reserved);
+            }
+        }
+        let hasher = state.read().hasher();
+        Ok(Store::with_state(options, state, hasher, Some(journal)))
+    }
+
+    fn build(options: StoreOptions, state: State, journal: Option<Journal>) -> Store {
+        let hasher = state.hasher();
+        Store::with_state(options, Arc::new(RwLock::new(state)), hasher, journal)
+    }
+
+    fn with_state(
+        mut options: StoreOptions,
+        state: Arc<RwLock<State>>,
+        hasher: LabelHasher,
+        journal: Option<Journal>,
+    ) -> Store {
         options.reserved.sort_by_key(|r| r.name);
-        let hasher = RandomState::new();
         Store {
             shared: Arc::new(Shared {
-                state: RwLock::new(State::new(hasher.clone())),
+                state,
                 options,
                 hasher,
+                journal,
             }),
         }
     }
 
-    /// Applies a push of parsed families to group `key`.
+    /// Records `op` (already applied, `undo` takes it back) when persisting.
+    fn log(&self, op: impl FnOnce() -> Op, undo: Option<Undo>, wait: bool) -> Option<Ticket> {
+        let journal = self.shared.journal.as_ref()?;
+        journal.enqueue(op(), undo?, wait)
+    }
+
+    /// What undoing a change to group `key` needs, captured before the change (only when
+    /// persisting).
+    fn before(&self, state: &State, key: &GroupingKey) -> Option<Undo> {
+        self.shared.journal.as_ref()?;
+        Some(Undo::Group {
+            key: key.clone(),
+            before: state.group_contents(key),
+            inconsistent: state.inconsistency().map(str::to_string),
+        })
+    }
+
+    /// Applies a push of parsed families to group `key`, and returns once it is durable.
     ///
     /// On a validation error nothing stored changes except the group's failure time (and the
-    /// group is created, holding only its two time gauges, if it did not exist).
-    pub fn push(
+    /// group is created, holding only its two time gauges, if it did not exist). If the push
+    /// cannot be persisted, it is not applied either.
+    pub async fn push(
         &self,
         key: GroupingKey,
         families: Vec<MetricFamily>,
         mode: PushMode,
-    ) -> Result<PushOutcome, ValidationError> {
+    ) -> Result<PushOutcome, PushError> {
+        let (result, ticket) = self.apply_push(key, families, mode);
+        durable(ticket).await?;
+        Ok(result?)
+    }
+
+    fn apply_push(
+        &self,
+        key: GroupingKey,
+        families: Vec<MetricFamily>,
+        mode: PushMode,
+    ) -> (Result<PushOutcome, ValidationError>, Option<Ticket>) {
         let options = &self.shared.options;
         let now = unix_now();
         let prepared = prepare::prepare_push(&key, families, &self.shared.hasher, now);
         let mut state = self.shared.state.write();
+        let undo = self.before(&state, &key);
         // Problems inside the push itself (timestamps, duplicates, bad names) are refused even
         // with the consistency check off: such a push could never be scraped.
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                state.record_failure(&key, now);
-                return Err(error);
-            }
+        let refusal = match &prepared {
+            Err(error) => Some(error.clone()),
+            Ok(_) if !options.consistency_check => None,
+            Ok(prepared) => match state.inconsistency() {
+                Some(problem) => Some(ValidationError::StoreInconsistent(problem.to_string())),
+                None => state.check(&key, prepared, mode, &options.reserved).err(),
+            },
         };
-        if options.consistency_check {
-            if let Some(problem) = state.inconsistency().map(str::to_string) {
-                state.record_failure(&key, now);
-                return Err(ValidationError::StoreInconsistent(problem));
-            }
-            if let Err(error) = state.check(&key, &prepared, mode, &options.reserved) {
-                state.record_failure(&key, now);
-                return Err(error);
-            }
-            state.commit(key, prepared, mode, now);
-            Ok(PushOutcome::Applied)
-        } else {
-            let problem = state.check(&key, &prepared, mode, &options.reserved).err();
-            state.commit(key, prepared, mode, now);
-            if let Some(problem) = problem {
-                state.mark_inconsistent(problem.to_string());
-            } else {
-                state.recheck_if_inconsistent(&options.reserved);
-            }
-            Ok(PushOutcome::AppliedUnchecked)
+        if let Some(error) = refusal {
+            state.record_failure(&key, now);
+            // A failure time is not worth waiting for: the answer is the refusal anyway.
+            self.log(|| Op::Failure { key, time: now }, undo, false);
+            return (Err(error), None);
         }
+        let Ok(prepared) = prepared else {
+            unreachable!("refused above")
+        };
+        let unchecked_problem = (!options.consistency_check)
+            .then(|| state.check(&key, &prepared, mode, &options.reserved).err())
+            .flatten();
+        let families: Vec<(Arc<str>, member::Member)> =
+            prepared.into_iter().map(|p| (p.name, p.member)).collect();
+        let logged = self.shared.journal.is_some().then(|| families.clone());
+        state.commit(key.clone(), families, mode, now);
+        let outcome = if options.consistency_check {
+            PushOutcome::Applied
+        } else {
+            match unchecked_problem {
+                Some(problem) => state.mark_inconsistent(problem.to_string()),
+                None => state.recheck_if_inconsistent(&options.reserved),
+            }
+            PushOutcome::AppliedUnchecked
+        };
+        let ticket = self.log(
+            || Op::Push {
+                key,
+                mode,
+                time: now,
+                families: logged.unwrap_or_default(),
+            },
+            undo,
+            true,
+        );
+        (Ok(outcome), ticket)
     }
 
-    /// Removes a group; a group that does not exist is not an error.
-    pub fn delete(&self, key: &GroupingKey) {
-        let mut state = self.shared.state.write();
-        state.delete(key);
-        state.recheck_if_inconsistent(&self.shared.options.reserved);
+    /// Removes a group (a group that does not exist is not an error), and returns once that
+    /// is durable.
+    pub async fn delete(&self, key: &GroupingKey) -> Result<(), PersistError> {
+        let ticket = {
+            let mut state = self.shared.state.write();
+            let undo = self.before(&state, key);
+            state.delete(key);
+            state.recheck_if_inconsistent(&self.shared.options.reserved);
+            self.log(|| Op::Delete { key: key.clone() }, undo, true)
+        };
+        durable(ticket).await
     }
 
-    /// Removes every group at once.
-    pub fn wipe(&self) {
-        *self.shared.state.write() = State::new(self.shared.hasher.clone());
+    /// Removes every group at once, and returns once that is durable.
+    pub async fn wipe(&self) -> Result<(), PersistError> {
+        let ticket = {
+            let mut state = self.shared.state.write();
+            let before = std::mem::replace(&mut *state, State::new(self.shared.hasher));
+            self.log(|| Op::Wipe, Some(Undo::Wipe(Box::new(before))), true)
+        };
+        durable(ticket).await
+    }
+
+    /// Writes what is queued and leaves the persistence file compact; the store keeps
+    /// answering reads, but changes after this are refused. Nothing to do in memory-only mode.
+    pub fn close(&self) {
+        if let Some(journal) = &self.shared.journal {
+            journal.close();
+        }
     }
 
     /// The exposition of every stored family in `format`, merged with the gateway's own
@@ -285,7 +404,19 @@ mod tests {
         body: &str,
         mode: PushMode,
     ) -> Result<PushOutcome, ValidationError> {
-        store.push(k.clone(), parse_text(body.as_bytes()).unwrap(), mode)
+        block(store.push(k.clone(), parse_text(body.as_bytes()).unwrap(), mode)).map_err(|error| {
+            match error {
+                PushError::Rejected(error) => error,
+                PushError::NotDurable(error) => panic!("memory-only store: {error}"),
+            }
+        })
+    }
+
+    fn block<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
     }
 
     fn text(store: &Store) -> String {
@@ -366,11 +497,11 @@ mod tests {
         let s = store(true);
         let a = key(&[("job", "a")]);
         push(&s, &a, "# TYPE m counter\nm 1\n", PushMode::Replace).unwrap();
-        s.delete(&a);
+        block(s.delete(&a)).unwrap();
         assert_eq!(text(&s), "");
         // With the old holder gone, another type is fine.
         push(&s, &a, "# TYPE m gauge\nm 1\n", PushMode::Replace).unwrap();
-        s.wipe();
+        block(s.wipe()).unwrap();
         assert_eq!(text(&s), "");
         assert!(s.groups().is_empty());
     }
@@ -412,7 +543,7 @@ mod tests {
         push(&s, &b, "# TYPE m gauge\nm 1\n", PushMode::Replace).unwrap();
         assert!(s.inconsistency().is_some());
         assert!(s.render(&[], ScrapeFormat::Text, &mut Vec::new()).is_err());
-        s.delete(&b);
+        block(s.delete(&b)).unwrap();
         assert_eq!(s.inconsistency(), None);
     }
 }

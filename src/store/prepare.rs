@@ -6,12 +6,11 @@
 //! family's text lines once so scrapes only copy bytes. The checks against what other groups
 //! hold live in [`super::state`].
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::member::{label_hash, text_is_lossless, Member};
+use super::member::{label_hash, text_is_lossless, LabelHasher, Member};
 use super::ValidationError;
 use crate::exposition::model::{Label, MetricFamily, MetricValue};
 use crate::exposition::names::{is_valid_label_name, is_valid_metric_name};
@@ -56,7 +55,7 @@ pub fn group_series_labels(key: &GroupingKey) -> Vec<Label> {
 pub fn prepare_push(
     key: &GroupingKey,
     families: Vec<MetricFamily>,
-    hasher: &impl BuildHasher,
+    hasher: &LabelHasher,
     now: f64,
 ) -> Result<Vec<PreparedFamily>, ValidationError> {
     if let Some(family) = families
@@ -85,7 +84,7 @@ fn prepare_family(
     key: &GroupingKey,
     group_labels: &[Label],
     mut family: MetricFamily,
-    hasher: &impl BuildHasher,
+    hasher: &LabelHasher,
     now: f64,
 ) -> Result<PreparedFamily, ValidationError> {
     if !is_valid_metric_name(&family.name) {
@@ -157,7 +156,7 @@ fn prepare_family(
         unit: family.unit.as_deref().map(Arc::from),
         text: Bytes::from(text),
         proto,
-        hashes: hashes.into_boxed_slice(),
+        hashes: hashes.into(),
         pushed_at: now,
     };
     Ok(PreparedFamily {
@@ -217,12 +216,7 @@ mod tests {
         key: &GroupingKey,
         families: Vec<MetricFamily>,
     ) -> Result<Vec<PreparedFamily>, ValidationError> {
-        prepare_push(
-            key,
-            families,
-            &std::collections::hash_map::RandomState::new(),
-            1.0,
-        )
+        prepare_push(key, families, &LabelHasher::random(), 1.0)
     }
 
     fn key(pairs: &[(&str, &str)]) -> GroupingKey {

@@ -8,13 +8,12 @@
 //! groups a pushed series could collide with (a series can only duplicate one in a group whose
 //! grouping labels it carries with the same values).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::member::{label_hash, Member};
+use super::member::{label_hash, LabelHasher, Member};
 use super::prepare::{
     group_series_labels, series_display, PreparedFamily, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP,
     PUSH_TIME, PUSH_TIME_HELP,
@@ -43,6 +42,16 @@ pub struct GroupSnapshot {
     pub failure_time: f64,
     /// Pushed families by name, without the two time gauges.
     pub families: Vec<StoredFamily>,
+}
+
+/// A group's whole contents, detached from the index: what an undo restores, a snapshot
+/// writes and a restart reads back.
+#[derive(Debug, Clone, Default)]
+pub struct GroupContents {
+    pub push_time: f64,
+    pub failure_time: f64,
+    /// The pushed families (not the two time gauges, which are derived from the times).
+    pub families: Vec<(Arc<str>, Member)>,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +90,7 @@ pub(super) struct State {
     shapes: HashMap<Vec<String>, usize>,
     inconsistent: Option<String>,
     /// The store's label-set hasher (the same keys as the pushes were prepared with).
-    hasher: RandomState,
+    hasher: LabelHasher,
 }
 
 /// What a name resolves to once a push is applied, for the suffix checks.
@@ -180,7 +189,7 @@ impl State {
         self.inconsistent = Some(problem);
     }
 
-    pub(super) fn new(hasher: RandomState) -> State {
+    pub(super) fn new(hasher: LabelHasher) -> State {
         State {
             groups: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -327,7 +336,7 @@ impl State {
     pub(super) fn commit(
         &mut self,
         key: GroupingKey,
-        pushed: Vec<PreparedFamily>,
+        pushed: Vec<(Arc<str>, Member)>,
         mode: PushMode,
         now: f64,
     ) {
@@ -339,16 +348,16 @@ impl State {
         };
         if mode == PushMode::Replace {
             for name in names.drain(..) {
-                if !pushed.iter().any(|p| p.name == name) {
+                if !pushed.iter().any(|(pushed_name, _)| *pushed_name == name) {
                     self.remove_member(&name, &key);
                 }
             }
         }
-        for family in pushed {
-            if !names.contains(&family.name) {
-                names.push(family.name.clone());
+        for (name, member) in pushed {
+            if !names.contains(&name) {
+                names.push(name.clone());
             }
-            self.insert_member(&family.name, &key, family.member);
+            self.insert_member(&name, &key, member);
         }
         if let Some(group) = self.groups.get_mut(&key) {
             group.families = names;
@@ -433,7 +442,7 @@ impl State {
                 unit: None,
                 text: Bytes::from(text),
                 proto: None,
-                hashes: Box::new([]),
+                hashes: Arc::new([]),
                 pushed_at,
             };
             self.insert_member(&name, key, member);
@@ -544,6 +553,64 @@ impl State {
         }
     }
 
+    /// What group `key` holds, as detached contents (members are shared, not copied).
+    pub(super) fn group_contents(&self, key: &GroupingKey) -> Option<GroupContents> {
+        let group = self.groups.get(key)?;
+        let families = group
+            .families
+            .iter()
+            .filter_map(|name| {
+                let member = self.names.get(&**name)?.members.get(key)?;
+                Some((name.clone(), member.clone()))
+            })
+            .collect();
+        Some(GroupContents {
+            push_time: group.push_time,
+            failure_time: group.failure_time,
+            families,
+        })
+    }
+
+    /// Every group's contents, in grouping-key order.
+    pub(super) fn all_group_contents(&self) -> Vec<(GroupingKey, GroupContents)> {
+        self.groups
+            .keys()
+            .filter_map(|key| Some((key.clone(), self.group_contents(key)?)))
+            .collect()
+    }
+
+    /// Makes group `key` hold exactly `contents`, or removes it for `None`.
+    pub(super) fn set_group(&mut self, key: &GroupingKey, contents: Option<GroupContents>) {
+        self.delete(key);
+        let Some(contents) = contents else {
+            return;
+        };
+        self.ensure_group(key);
+        let mut names = Vec::with_capacity(contents.families.len());
+        for (name, member) in contents.families {
+            self.insert_member(&name, key, member);
+            names.push(name);
+        }
+        if let Some(group) = self.groups.get_mut(key) {
+            group.families = names;
+            group.push_time = contents.push_time;
+            group.failure_time = contents.failure_time;
+        }
+        self.refresh_time_gauges(key);
+    }
+
+    pub(super) fn set_inconsistency(&mut self, problem: Option<String>) {
+        self.inconsistent = problem;
+    }
+
+    pub(super) fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub(super) fn hasher(&self) -> LabelHasher {
+        self.hasher
+    }
+
     pub(super) fn group_snapshot(&self, key: &GroupingKey) -> Option<GroupSnapshot> {
         let group = self.groups.get(key)?;
         let mut families: Vec<StoredFamily> = group
@@ -583,6 +650,11 @@ impl State {
         if self.inconsistent.is_some() {
             self.inconsistent = self.find_any_inconsistency(reserved);
         }
+    }
+
+    /// Checks everything from scratch (after a restore of a store pushed to unchecked).
+    pub(super) fn recheck_all(&mut self, reserved: &[ReservedFamily]) {
+        self.inconsistent = self.find_any_inconsistency(reserved);
     }
 
     fn find_any_inconsistency(&self, reserved: &[ReservedFamily]) -> Option<String> {

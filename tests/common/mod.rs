@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Gateway {
     child: Child,
     pub address: String,
+    /// Everything the process has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     client: reqwest::blocking::Client,
 }
 
@@ -26,18 +28,30 @@ pub struct Reply {
 impl Gateway {
     /// Starts the gateway with `args` (plus a loopback listen address on a free port).
     pub fn start(args: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
+        Gateway::start_with(args, |_| {})
+    }
+
+    /// Like [`Gateway::start`], letting `configure` adjust the command first.
+    pub fn start_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Gateway {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
+        command
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pushgateway");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("start pushgateway");
         let stderr = child.stderr.take().expect("stderr");
         let (sender, receiver) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log_writer = log.clone();
         std::thread::spawn(move || {
             let mut sender = Some(sender);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut log) = log_writer.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if line.contains("Listening on address") {
                     if let Some(address) = line.split("address=").nth(1) {
                         if let Some(sender) = sender.take() {
@@ -60,6 +74,7 @@ impl Gateway {
         Gateway {
             child,
             address,
+            log,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -140,6 +155,68 @@ impl Gateway {
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Ends the process with SIGKILL, as a crash would, and waits for it.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for a graceful exit; returns its status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on the PID of our own child process.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs the gateway with `args` expecting it to fail before listening; returns its exit
+/// status and what it logged. Bounded: killed after 20 s.
+pub fn start_expecting_failure(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pushgateway");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "gateway kept running: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 impl Drop for Gateway {
