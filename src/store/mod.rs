@@ -14,6 +14,7 @@
 mod member;
 pub mod prepare;
 mod state;
+pub mod upstream_file;
 
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
