@@ -51,6 +51,17 @@ pub fn decode_delimited(mut body: &[u8]) -> Result<Vec<MetricFamily>, ProtobufEr
     Ok(families)
 }
 
+/// Decodes one `MetricFamily` message that is not length-delimited: the bytes Go's
+/// `proto.Marshal` returns (the upstream persistence file stores families this way).
+pub fn decode_family(bytes: &[u8]) -> Result<MetricFamily, ProtobufError> {
+    let message = proto::MetricFamily::decode(bytes).map_err(|error| ProtobufError::Decode {
+        index: 0,
+        offset: 0,
+        reason: error.to_string(),
+    })?;
+    family_from_proto(message, 0)
+}
+
 /// Encodes families as length-delimited messages, appending to `out`.
 pub fn encode_delimited(families: &[MetricFamily], out: &mut Vec<u8>) {
     for family in families {

@@ -15,6 +15,7 @@ mod member;
 pub mod persist;
 pub mod prepare;
 mod state;
+pub mod upstream_file;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
