@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use pushgateway::config::Flags;
+use pushgateway::exposition::names::NameRules;
 use pushgateway::http::api_v1::ApiInfo;
 use pushgateway::http::tls::TlsSource;
 use pushgateway::http::{self, AppState, Shutdown};
@@ -45,6 +46,11 @@ async fn run(flags: Flags) -> Result<(), String> {
     let store = Store::new(StoreOptions {
         consistency_check: !flags.disable_consistency_check,
         reserved: telemetry::reserved_families(),
+        names: if flags.enable_utf8_names {
+            NameRules::Utf8
+        } else {
+            NameRules::Legacy
+        },
     });
     let shutdown = Shutdown::default();
     let app = AppState::new(
@@ -116,16 +122,10 @@ async fn stop_on_signal(shutdown: Shutdown) {
 
 /// Flags that later work will implement are accepted now, and say so at start.
 fn warn_unsupported(flags: &Flags) {
-    let unsupported = [
-        (
-            !flags.persistence_file.is_empty(),
-            "--persistence.file: persistence is not supported yet; metrics are kept in memory only",
-        ),
-        (
-            flags.enable_utf8_names,
-            "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply",
-        ),
-    ];
+    let unsupported = [(
+        !flags.persistence_file.is_empty(),
+        "--persistence.file: persistence is not supported yet; metrics are kept in memory only",
+    )];
     for (given, message) in unsupported {
         if given {
             tracing::warn!("{message}");

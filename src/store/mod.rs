@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 
 use crate::exposition::model::{MetricFamily, MetricKind};
+use crate::exposition::names::{EscapingScheme, NameRules};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
 use bytes::Bytes;
@@ -45,6 +46,8 @@ pub struct StoreOptions {
     pub consistency_check: bool,
     /// The gateway's own metric families, sorted by name.
     pub reserved: Vec<ReservedFamily>,
+    /// Which metric and label names a push may use (`--push.enable-utf8-names`).
+    pub names: NameRules,
 }
 
 /// PUT replaces the whole group; POST replaces only the families it names.
@@ -156,7 +159,8 @@ impl Store {
     ) -> Result<PushOutcome, ValidationError> {
         let options = &self.shared.options;
         let now = unix_now();
-        let prepared = prepare::prepare_push(&key, families, &self.shared.hasher, now);
+        let prepared =
+            prepare::prepare_push(&key, families, &self.shared.hasher, now, options.names);
         let mut state = self.shared.state.write();
         // Problems inside the push itself (timestamps, duplicates, bad names) are refused even
         // with the consistency check off: such a push could never be scraped.
@@ -204,11 +208,14 @@ impl Store {
 
     /// The exposition of every stored family in `format`, merged with the gateway's own
     /// families `own` (sorted by name), as chunks that share the stored bytes, and the total
-    /// length. The lock is held only while the chunk list is built.
+    /// length. Names that break the legacy rules are escaped by `escaping` (only the families
+    /// and groups that have such names are rewritten). The lock is held only while the chunk
+    /// list is built.
     pub fn render_chunks(
         &self,
         own: &[MetricFamily],
         format: ScrapeFormat,
+        escaping: EscapingScheme,
     ) -> Result<(Vec<Bytes>, usize), Inconsistent> {
         let mut chunks = Chunks::default();
         {
@@ -216,19 +223,20 @@ impl Store {
             if let Some(problem) = state.inconsistency() {
                 return Err(Inconsistent(problem.to_string()));
             }
-            state.render(own, &self.shared.options.reserved, format, &mut chunks);
+            let reserved = &self.shared.options.reserved;
+            state.render(own, reserved, format, escaping, &mut chunks);
         }
         Ok(chunks.finish())
     }
 
-    /// Like [`Store::render_chunks`], appended to one buffer.
+    /// Like [`Store::render_chunks`], appended to one buffer, with names as stored.
     pub fn render(
         &self,
         own: &[MetricFamily],
         format: ScrapeFormat,
         out: &mut Vec<u8>,
     ) -> Result<(), Inconsistent> {
-        let (chunks, len) = self.render_chunks(own, format)?;
+        let (chunks, len) = self.render_chunks(own, format, EscapingScheme::AllowUtf8)?;
         out.reserve(len);
         for chunk in chunks {
             out.extend_from_slice(&chunk);
@@ -256,6 +264,11 @@ impl Store {
     pub fn inconsistency(&self) -> Option<String> {
         self.shared.state.read().inconsistency().map(str::to_string)
     }
+
+    /// The name rules pushes are held to.
+    pub fn name_rules(&self) -> NameRules {
+        self.shared.options.names
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +285,7 @@ mod tests {
                 kind: MetricKind::Gauge,
                 help: "Own.",
             }],
+            names: NameRules::Legacy,
         })
     }
 
