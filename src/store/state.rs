@@ -716,3 +716,65 @@ fn check_suffixes(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::names::NameRules;
+    use crate::exposition::text_parse::parse_text_with;
+    use crate::store::prepare::prepare_push;
+
+    fn key(job: &str) -> GroupingKey {
+        GroupingKey::new(vec![Label::new("job", job)])
+    }
+
+    fn push(state: &mut State, job: &str, body: &str) {
+        let families = parse_text_with(body.as_bytes(), NameRules::Utf8).unwrap();
+        let prepared =
+            prepare_push(&key(job), families, &state.hasher, 1.0, NameRules::Utf8).unwrap();
+        state.commit(key(job), prepared, PushMode::Replace, 1.0);
+    }
+
+    /// The chunks of a text scrape, and its lines without the push-time gauges.
+    fn render(state: &State, escaping: EscapingScheme) -> (Vec<Bytes>, String) {
+        let mut chunks = Chunks::default();
+        state.render(&[], &[], ScrapeFormat::Text, escaping, &mut chunks);
+        let (chunks, _) = chunks.finish();
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("push_")).collect();
+        (chunks, lines.join("\n"))
+    }
+
+    #[test]
+    fn only_members_with_utf8_names_are_rewritten() {
+        let mut state = State::new(RandomState::new());
+        push(&mut state, "a", "m 1\n{\"m.x\"} 2\n");
+        push(&mut state, "b", "m{\"l.b\"=\"v\"} 3\n");
+        let stored = |name: &str, job: &str| state.names[name].members[&key(job)].text.clone();
+        let shared = |chunks: &[Bytes], text: &Bytes| {
+            chunks
+                .iter()
+                .any(|c| c.as_ptr() == text.as_ptr() && c.len() == text.len())
+        };
+
+        let (chunks, text) = render(&state, EscapingScheme::Underscores);
+        assert_eq!(
+            text,
+            "# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"\",job=\"b\",l_b=\"v\"} 3\n# TYPE m_x untyped\nm_x{instance=\"\",job=\"a\"} 2"
+        );
+        // Group a's `m` is shared as stored; group b's `m` and `m.x` are written anew.
+        assert!(shared(&chunks, &stored("m", "a")));
+        assert!(!shared(&chunks, &stored("m", "b")));
+        assert!(!shared(&chunks, &stored("m.x", "a")));
+
+        let (chunks, text) = render(&state, EscapingScheme::AllowUtf8);
+        assert_eq!(
+            text,
+            "# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"\",job=\"b\",\"l.b\"=\"v\"} 3\n# TYPE \"m.x\" untyped\n{\"m.x\",instance=\"\",job=\"a\"} 2"
+        );
+        for (name, job) in [("m", "a"), ("m", "b"), ("m.x", "a")] {
+            assert!(shared(&chunks, &stored(name, job)), "{name} {job}");
+        }
+    }
+}
