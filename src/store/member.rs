@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::exposition::model::{Label, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::model::{Exemplar, Label, Metric, MetricFamily, MetricKind, MetricValue};
 use crate::exposition::names::{
     escape_label_name, is_valid_label_name, is_valid_metric_name, EscapingScheme, NameRules,
 };
@@ -46,13 +46,59 @@ pub struct Member {
     pub legacy_names: bool,
 }
 
-/// Whether the name of `family` and every label name of its series follow the legacy rules.
+/// Whether the name of `family` and every label name of its series and their exemplars
+/// follow the legacy rules.
 pub fn names_are_legacy(family: &MetricFamily) -> bool {
+    fn legacy(labels: &[Label]) -> bool {
+        labels.iter().all(|l| is_valid_label_name(&l.name))
+    }
+    let exemplar_legacy = |e: &Option<Box<Exemplar>>| e.as_ref().is_none_or(|e| legacy(&e.labels));
     is_valid_metric_name(&family.name)
-        && family
-            .metrics
-            .iter()
-            .all(|metric| metric.labels.iter().all(|l| is_valid_label_name(&l.name)))
+        && family.metrics.iter().all(|metric| {
+            legacy(&metric.labels)
+                && match &metric.value {
+                    MetricValue::Counter(counter) => exemplar_legacy(&counter.exemplar),
+                    MetricValue::Histogram(histogram) => {
+                        histogram
+                            .buckets
+                            .iter()
+                            .all(|b| exemplar_legacy(&b.exemplar))
+                            && histogram.exemplars.iter().all(|e| legacy(&e.labels))
+                    }
+                    _ => true,
+                }
+        })
+}
+
+/// Calls `each` with the labels of every exemplar of `metric`.
+fn for_each_exemplar_labels(metric: &mut Metric, mut each: impl FnMut(&mut Vec<Label>)) {
+    match &mut metric.value {
+        MetricValue::Counter(counter) => {
+            if let Some(exemplar) = &mut counter.exemplar {
+                each(&mut exemplar.labels);
+            }
+        }
+        MetricValue::Histogram(histogram) => {
+            for bucket in &mut histogram.buckets {
+                if let Some(exemplar) = &mut bucket.exemplar {
+                    each(&mut exemplar.labels);
+                }
+            }
+            for exemplar in &mut histogram.exemplars {
+                each(&mut exemplar.labels);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Escapes every label name in `labels` by `scheme`.
+fn escape_label_names(labels: &mut [Label], scheme: EscapingScheme) {
+    for label in labels {
+        if let Cow::Owned(escaped) = escape_label_name(&label.name, scheme) {
+            label.name = escaped;
+        }
+    }
 }
 
 /// Hashes a label set (names and values, in order) with the store's keyed hasher.
@@ -121,17 +167,14 @@ impl Member {
         }
     }
 
-    /// The family's series with every label name escaped by `scheme` (see
-    /// [`escape_label_name`]); the family keeps its stored name.
+    /// The family's series with every label name (of series and exemplars) escaped by
+    /// `scheme` (see [`escape_label_name`]); the family keeps its stored name.
     pub fn decode_escaped(&self, name: &str, scheme: EscapingScheme) -> MetricFamily {
         let mut family = self.decode(name);
         if !self.legacy_names {
             for metric in &mut family.metrics {
-                for label in &mut metric.labels {
-                    if let Cow::Owned(escaped) = escape_label_name(&label.name, scheme) {
-                        label.name = escaped;
-                    }
-                }
+                escape_label_names(&mut metric.labels, scheme);
+                for_each_exemplar_labels(metric, |labels| escape_label_names(labels, scheme));
             }
         }
         family
@@ -159,7 +202,7 @@ impl Member {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::model::{Bucket, Counter, Histogram, Metric, Timestamp};
+    use crate::exposition::model::{Bucket, Counter, Histogram, Timestamp};
 
     fn histogram_family(with_inf: bool) -> MetricFamily {
         let mut buckets = vec![Bucket {
@@ -239,6 +282,42 @@ mod tests {
         assert_eq!(
             escaped.metrics[0].labels,
             vec![Label::new("job", "j"), Label::new("my_label", "v")]
+        );
+    }
+
+    #[test]
+    fn exemplar_label_names_count_and_are_escaped() {
+        let mut family = histogram_family(true);
+        family.kind = MetricKind::Counter;
+        family.metrics[0].value = MetricValue::Counter(Counter {
+            value: 1.0,
+            created: None,
+            exemplar: Some(Box::new(Exemplar {
+                labels: vec![Label::new("trace.id", "t")],
+                value: 1.0,
+                timestamp: None,
+            })),
+        });
+        assert!(!names_are_legacy(&family));
+        let mut proto = Vec::new();
+        encode_metric_fields(&family.metrics, &mut proto);
+        let member = Member {
+            kind: family.kind,
+            help: None,
+            unit: None,
+            text: Bytes::new(),
+            proto: Some(Bytes::from(proto)),
+            hashes: Box::new([]),
+            pushed_at: 0.0,
+            legacy_names: false,
+        };
+        let escaped = member.decode_escaped("h", EscapingScheme::Underscores);
+        let MetricValue::Counter(counter) = &escaped.metrics[0].value else {
+            panic!("a counter");
+        };
+        assert_eq!(
+            counter.exemplar.as_ref().unwrap().labels,
+            vec![Label::new("trace_id", "t")]
         );
     }
 
