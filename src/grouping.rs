@@ -5,6 +5,11 @@
 //! (with any amount of `=` padding; a lone `=` is the empty value). The path arrives already
 //! percent-decoded, as Go's router hands it to upstream, so `%2F` splits a segment and a
 //! literal `+` stays a `+`.
+//!
+//! With `--push.enable-utf8-names` a label name may be written escaped in the `values`
+//! scheme (`U__` and then the name, `__` for `_`, `_<hex>_` for any other code point:
+//! `U__my_2e_label` is `my.label`), alone or before `@base64`; without the flag such a name
+//! is taken literally, as before.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 
 use crate::exposition::model::Label;
-use crate::exposition::names::is_valid_label_name;
+use crate::exposition::names::{unescape_values, NameRules};
 
 /// The labels that identify a group, sorted by name; `job` is always present.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,11 +106,21 @@ fn decode_base64(encoded: &str) -> Option<Vec<u8>> {
     LENIENT_URL_SAFE.decode(encoded.trim_end_matches('=')).ok()
 }
 
-/// Parses the part of a push path after `/metrics/`, e.g. `job/backup/instance/db1`.
+/// Parses the part of a push path after `/metrics/`, e.g. `job/backup/instance/db1`, with
+/// the legacy name rules.
 ///
 /// Returns `Ok(None)` when the path is not a push path at all (it does not start with
 /// `job/` or `job@base64/`, or the job segment is missing), so the caller can answer 404.
 pub fn parse_push_path(path: &str) -> Result<Option<GroupingKey>, GroupingError> {
+    parse_push_path_with(path, NameRules::Legacy)
+}
+
+/// Like [`parse_push_path`], with the given name rules: [`NameRules::Utf8`] decodes `U__`
+/// label names and accepts any label name not starting with `__`.
+pub fn parse_push_path_with(
+    path: &str,
+    names: NameRules,
+) -> Result<Option<GroupingKey>, GroupingError> {
     let (job_is_base64, rest) = if let Some(rest) = path.strip_prefix("job/") {
         (false, rest)
     } else if let Some(rest) = path.strip_prefix("job@base64/") {
@@ -130,13 +145,13 @@ pub fn parse_push_path(path: &str) -> Result<Option<GroupingKey>, GroupingError>
     if job.is_empty() {
         return Err(GroupingError::EmptyJob);
     }
-    let mut labels = split_labels(label_string)?;
+    let mut labels = split_labels(label_string, names)?;
     labels.push(Label::new("job", job));
     Ok(Some(GroupingKey::new(labels)))
 }
 
 /// Splits `/name/value/name@base64/value…` into labels.
-fn split_labels(label_string: &str) -> Result<Vec<Label>, GroupingError> {
+fn split_labels(label_string: &str, names: NameRules) -> Result<Vec<Label>, GroupingError> {
     if label_string.len() <= 1 {
         return Ok(Vec::new());
     }
@@ -161,12 +176,27 @@ fn split_labels(label_string: &str) -> Result<Vec<Label>, GroupingError> {
             }
             None => (raw_name, raw_value.to_string()),
         };
-        if !is_valid_label_name(name) || name.starts_with("__") {
-            return Err(GroupingError::ImproperLabelName(name.into()));
-        }
+        let name = match names {
+            NameRules::Legacy => Some(name.to_string()),
+            NameRules::Utf8 => unescape_values(name),
+        };
+        let name = match name {
+            Some(name) if names.is_valid_label_name(&name) && !name.starts_with("__") => name,
+            // Named as written in the path, as upstream does.
+            _ => {
+                return Err(GroupingError::ImproperLabelName(
+                    raw_name_of(raw_name).into(),
+                ))
+            }
+        };
         labels.push(Label::new(name, value));
     }
     Ok(labels)
+}
+
+/// A label name segment without its `@base64` suffix.
+fn raw_name_of(segment: &str) -> &str {
+    segment.strip_suffix("@base64").unwrap_or(segment)
 }
 
 #[cfg(test)]
@@ -248,6 +278,49 @@ mod tests {
             parse_push_path("job@base64/!!"),
             Err(GroupingError::BadJobBase64(_))
         ));
+    }
+
+    #[test]
+    fn utf8_label_names_are_unescaped_only_with_the_flag() {
+        let utf8 = |path: &str| parse_push_path_with(path, NameRules::Utf8);
+        assert_eq!(
+            utf8("job/j/U__my_2e_label/v").unwrap(),
+            Some(key(&[("job", "j"), ("my.label", "v")]))
+        );
+        assert_eq!(
+            utf8("job/j/U___1f60a__2e_x@base64/YS9i").unwrap(),
+            Some(key(&[("job", "j"), ("😊.x", "a/b")]))
+        );
+        assert_eq!(
+            utf8("job/j/U__a__b/v/plain/w").unwrap(),
+            Some(key(&[("job", "j"), ("a_b", "v"), ("plain", "w")]))
+        );
+        // Not escaped: taken as it is, any UTF-8 name works.
+        assert_eq!(
+            utf8("job/j/ünï.x/v").unwrap(),
+            Some(key(&[("job", "j"), ("ünï.x", "v")]))
+        );
+        for bad in ["U___2e", "U____5f_x", "__x", "U______x"] {
+            assert_eq!(
+                utf8(&format!("job/j/{bad}/v")),
+                Err(GroupingError::ImproperLabelName(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            utf8("job/j/U___2e@base64/YQ"),
+            Err(GroupingError::ImproperLabelName("U___2e".into()))
+        );
+        // Without the flag the escaped name is a legacy name of its own, and a dotted name
+        // is refused.
+        assert_eq!(
+            parse_push_path("job/j/U__my_2e_label/v").unwrap(),
+            Some(key(&[("job", "j"), ("U__my_2e_label", "v")]))
+        );
+        assert_eq!(
+            parse_push_path("job/j/my.label/v"),
+            Err(GroupingError::ImproperLabelName("my.label".into()))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use pushgateway::config::Flags;
+use pushgateway::exposition::names::NameRules;
 use pushgateway::http::api_v1::ApiInfo;
 use pushgateway::http::tls::TlsSource;
 use pushgateway::http::{self, AppState, Shutdown};
@@ -42,10 +43,14 @@ fn main() -> ExitCode {
 async fn run(flags: Flags) -> Result<(), String> {
     let start_time = std::time::SystemTime::now();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting pushgateway");
-    warn_unsupported(&flags);
     let options = StoreOptions {
         consistency_check: !flags.disable_consistency_check,
         reserved: telemetry::reserved_families(),
+        names: if flags.enable_utf8_names {
+            NameRules::Utf8
+        } else {
+            NameRules::Legacy
+        },
     };
     let store = if flags.persistence_file.is_empty() {
         Store::new(options)
@@ -126,19 +131,6 @@ async fn stop_on_signal(shutdown: Shutdown) {
         _ = terminate => tracing::info!("Received SIGTERM, exiting gracefully"),
     }
     shutdown.trigger();
-}
-
-/// Flags that later work will implement are accepted now, and say so at start.
-fn warn_unsupported(flags: &Flags) {
-    let unsupported = [(
-        flags.enable_utf8_names,
-        "--push.enable-utf8-names: UTF-8 names are not supported yet; legacy name rules apply",
-    )];
-    for (given, message) in unsupported {
-        if given {
-            tracing::warn!("{message}");
-        }
-    }
 }
 
 /// A file-size limit (`ulimit -f`) must make a write fail with an error the store handles,

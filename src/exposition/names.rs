@@ -59,6 +59,15 @@ impl NameRules {
             NameRules::Utf8 => !name.is_empty(),
         }
     }
+
+    /// Whether a label name may be pushed (in a body or in the URL path): a valid name
+    /// that, under the UTF-8 rules, does not start with `__`, which Prometheus reserves for
+    /// its own labels (upstream's registry refuses such names). The legacy rules keep
+    /// accepting `__` names in bodies, as the gateway always has; the URL path refuses them
+    /// under both rules.
+    pub fn is_valid_pushed_label_name(&self, name: &str) -> bool {
+        self.is_valid_label_name(name) && !(*self == NameRules::Utf8 && name.starts_with("__"))
+    }
 }
 
 /// Whether the text formats must write the metric name `name` as a quoted string (inside the
@@ -120,6 +129,11 @@ fn is_legacy_char(c: char, index: usize) -> bool {
     c.is_ascii_alphabetic() || c == '_' || c == ':' || (c.is_ascii_digit() && index > 0)
 }
 
+/// Whether `c` may stand at character position `index` of a legacy label name.
+fn is_legacy_label_char(c: char, index: usize) -> bool {
+    c != ':' && is_legacy_char(c, index)
+}
+
 /// Escapes a metric or label name into a legacy-valid one, like upstream's
 /// `model.EscapeName`.
 ///
@@ -131,12 +145,30 @@ pub fn escape_name(name: &str, scheme: EscapingScheme) -> Cow<'_, str> {
     if name.is_empty() || is_valid_metric_name(name) || scheme == EscapingScheme::AllowUtf8 {
         return Cow::Borrowed(name);
     }
+    Cow::Owned(escape_chars(name, scheme, is_legacy_char))
+}
+
+/// Like [`escape_name`], for a label name: the result is a legacy-valid *label* name, so a
+/// colon is escaped too.
+///
+/// Upstream escapes label names with the metric-name function and so serves a label name
+/// with a colon (`a:b`) unchanged, which is not a valid label name; here it becomes `a_b`
+/// (`underscores`), `a__b` (`dots`) or `U__a_3a_b` (`values`).
+pub fn escape_label_name(name: &str, scheme: EscapingScheme) -> Cow<'_, str> {
+    if name.is_empty() || is_valid_label_name(name) || scheme == EscapingScheme::AllowUtf8 {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(escape_chars(name, scheme, is_legacy_label_char))
+}
+
+/// The escaping of a name that breaks the rules `is_legal` (a character and its position).
+fn escape_chars(name: &str, scheme: EscapingScheme, is_legal: fn(char, usize) -> bool) -> String {
     let mut out = String::with_capacity(name.len() + 8);
     match scheme {
-        EscapingScheme::AllowUtf8 => unreachable!("returned above"),
+        EscapingScheme::AllowUtf8 => out.push_str(name),
         EscapingScheme::Underscores => {
             for (i, c) in name.chars().enumerate() {
-                out.push(if is_legacy_char(c, i) { c } else { '_' });
+                out.push(if is_legal(c, i) { c } else { '_' });
             }
         }
         EscapingScheme::Dots => {
@@ -144,7 +176,7 @@ pub fn escape_name(name: &str, scheme: EscapingScheme) -> Cow<'_, str> {
                 match c {
                     '_' => out.push_str("__"),
                     '.' => out.push_str("_dot_"),
-                    c if is_legacy_char(c, i) => out.push(c),
+                    c if is_legal(c, i) => out.push(c),
                     _ => out.push_str("__"),
                 }
             }
@@ -154,7 +186,7 @@ pub fn escape_name(name: &str, scheme: EscapingScheme) -> Cow<'_, str> {
             for (i, c) in name.chars().enumerate() {
                 match c {
                     '_' => out.push_str("__"),
-                    c if is_legacy_char(c, i) => out.push(c),
+                    c if is_legal(c, i) => out.push(c),
                     c => {
                         let _ = write!(out, "_{:x}_", u32::from(c));
                     }
@@ -162,7 +194,7 @@ pub fn escape_name(name: &str, scheme: EscapingScheme) -> Cow<'_, str> {
             }
         }
     }
-    Cow::Owned(out)
+    out
 }
 
 /// Reverses [`EscapingScheme::Values`] (upstream's `model.UnescapeName` for it): a name
@@ -349,6 +381,48 @@ mod tests {
             escape_name("a.b", EscapingScheme::AllowUtf8),
             Cow::Borrowed("a.b")
         ));
+    }
+
+    #[test]
+    fn label_names_escape_colons_too() {
+        for (name, underscores, dots, values) in [
+            ("a:b", "a_b", "a__b", "U__a_3a_b"),
+            ("my.label", "my_label", "my_dot_label", "U__my_2e_label"),
+            ("ok_name", "ok_name", "ok_name", "ok_name"),
+        ] {
+            assert_eq!(escape_label_name(name, EscapingScheme::AllowUtf8), name);
+            assert_eq!(
+                escape_label_name(name, EscapingScheme::Underscores),
+                underscores
+            );
+            assert_eq!(escape_label_name(name, EscapingScheme::Dots), dots);
+            assert_eq!(escape_label_name(name, EscapingScheme::Values), values);
+            let escaped = escape_label_name(name, EscapingScheme::Values);
+            assert_eq!(unescape_values(&escaped).as_deref(), Some(name));
+        }
+        for &(name, ..) in ESCAPINGS.iter().filter(|e| !e.0.is_empty()) {
+            for scheme in [
+                EscapingScheme::Underscores,
+                EscapingScheme::Dots,
+                EscapingScheme::Values,
+            ] {
+                let escaped = escape_label_name(name, scheme);
+                assert!(
+                    is_valid_label_name(&escaped),
+                    "{name} {scheme:?}: {escaped}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pushed_label_names() {
+        assert!(NameRules::Legacy.is_valid_pushed_label_name("__x"));
+        assert!(!NameRules::Legacy.is_valid_pushed_label_name("a.b"));
+        assert!(NameRules::Utf8.is_valid_pushed_label_name("a.b"));
+        assert!(NameRules::Utf8.is_valid_pushed_label_name("_x"));
+        assert!(!NameRules::Utf8.is_valid_pushed_label_name("__x"));
+        assert!(!NameRules::Utf8.is_valid_pushed_label_name(""));
     }
 
     #[test]

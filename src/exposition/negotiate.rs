@@ -1,6 +1,8 @@
 //! Choosing formats from HTTP headers: the push body's `Content-Type` and the scrape's
 //! `Accept` header (with q-values, as Prometheus sends it).
 
+use super::names::EscapingScheme;
+
 /// A format the scrape can be served in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScrapeFormat {
@@ -83,22 +85,43 @@ pub fn push_format(content_type: Option<&str>) -> PushFormat {
     }
 }
 
-/// The name-escaping schemes a scraper may ask for with `escaping=` (upstream 1.11).
-const ESCAPING_SCHEMES: [&str; 4] = ["allow-utf-8", "underscores", "dots", "values"];
-
 /// What a scrape will be served as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     pub format: ScrapeFormat,
-    /// The `escaping=` the chosen `Accept` entry asked for, echoed in the Content-Type. Every
-    /// name the gateway stores today follows the legacy rules, so no scheme changes a name.
-    pub escaping: Option<&'static str>,
+    /// The `escaping=` the chosen `Accept` entry asked for (an unknown value is ignored, as
+    /// upstream does).
+    pub escaping: Option<EscapingScheme>,
 }
 
 impl Negotiated {
-    pub fn content_type(&self) -> String {
-        match self.escaping {
-            Some(scheme) => format!("{}; escaping={scheme}", self.format.content_type()),
+    /// How names that break the legacy rules are served: as asked, else `underscores`, the
+    /// default of upstream's encoder (a scraper that does not ask for UTF-8 gets legacy
+    /// names).
+    pub fn escaping_scheme(&self) -> EscapingScheme {
+        self.escaping.unwrap_or(EscapingScheme::Underscores)
+    }
+
+    /// The response's `Content-Type`.
+    ///
+    /// With `utf8_names` (`--push.enable-utf8-names`) the text and protobuf formats always
+    /// name the scheme applied (`; escaping=underscores` by default), as upstream 1.11 does;
+    /// upstream offers no OpenMetrics, which names it only when asked. Without the flag every
+    /// stored name is legacy-valid, escaping changes nothing, and the scheme is named only
+    /// when the scraper asked for one (as the gateway always did).
+    pub fn content_type(&self, utf8_names: bool) -> String {
+        let named = match self.format {
+            ScrapeFormat::Text | ScrapeFormat::Protobuf if utf8_names => {
+                Some(self.escaping_scheme())
+            }
+            _ => self.escaping,
+        };
+        match named {
+            Some(scheme) => format!(
+                "{}; escaping={}",
+                self.format.content_type(),
+                scheme.as_param()
+            ),
             None => self.format.content_type().to_string(),
         }
     }
@@ -141,9 +164,7 @@ pub fn negotiate_scrape(accept: Option<&str>) -> Negotiated {
             }
             _ => continue,
         };
-        let escaping = media
-            .param("escaping")
-            .and_then(|asked| ESCAPING_SCHEMES.into_iter().find(|s| *s == asked));
+        let escaping = media.param("escaping").and_then(EscapingScheme::from_param);
         if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
             best = Some((quality, Negotiated { format, escaping }));
         }
@@ -174,6 +195,43 @@ mod tests {
             push_format(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text")),
             PushFormat::UnsupportedProtobuf(_)
         ));
+    }
+
+    #[test]
+    fn escaping_and_content_type() {
+        let plain = negotiate_scrape(Some("text/plain;version=0.0.4"));
+        assert_eq!(plain.escaping, None);
+        assert_eq!(plain.escaping_scheme(), EscapingScheme::Underscores);
+        assert_eq!(
+            plain.content_type(false),
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert_eq!(
+            plain.content_type(true),
+            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+        );
+        let utf8 = negotiate_scrape(Some("text/plain;version=0.0.4;escaping=allow-utf-8"));
+        assert_eq!(utf8.escaping, Some(EscapingScheme::AllowUtf8));
+        assert_eq!(
+            utf8.content_type(false),
+            "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
+        );
+        let proto = negotiate_scrape(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=dots"));
+        assert_eq!(proto.escaping_scheme(), EscapingScheme::Dots);
+        assert!(proto.content_type(true).ends_with("; escaping=dots"));
+        // Unknown schemes are ignored.
+        let unknown = negotiate_scrape(Some("text/plain;escaping=bogus"));
+        assert_eq!(unknown.escaping, None);
+        // OpenMetrics (which upstream does not serve) names a scheme only when asked.
+        let om = negotiate_scrape(Some("application/openmetrics-text;version=1.0.0"));
+        assert_eq!(
+            om.content_type(true),
+            ScrapeFormat::OpenMetrics.content_type()
+        );
+        let om = negotiate_scrape(Some(
+            "application/openmetrics-text;version=1.0.0;escaping=values",
+        ));
+        assert!(om.content_type(true).ends_with("; escaping=values"));
     }
 
     #[test]

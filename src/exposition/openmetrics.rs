@@ -13,8 +13,10 @@
 //! scrape of the Go gateway.
 
 use super::model::{Exemplar, Label, Metric, MetricKind, MetricValue, Timestamp};
+use super::names::needs_quoting;
 use super::text_write::{
-    for_each_sample, write_escaped_help, write_escaped_label_value, write_float, write_labels,
+    for_each_sample, write_escaped_help, write_escaped_label_value, write_float, write_label_name,
+    write_metric_name, write_sample_name_and_labels,
 };
 
 /// The OpenMetrics media type, as served.
@@ -58,20 +60,20 @@ pub fn write_header(
     unit: Option<&str>,
 ) {
     out.extend_from_slice(b"# TYPE ");
-    out.extend_from_slice(family.name.as_bytes());
+    write_metric_name(out, family.name);
     out.push(b' ');
     out.extend_from_slice(family.om_type.as_bytes());
     out.push(b'\n');
     if let Some(unit) = unit.filter(|u| !u.is_empty() && family.name.ends_with(&format!("_{u}"))) {
         out.extend_from_slice(b"# UNIT ");
-        out.extend_from_slice(family.name.as_bytes());
+        write_metric_name(out, family.name);
         out.push(b' ');
         out.extend_from_slice(unit.as_bytes());
         out.push(b'\n');
     }
     if let Some(help) = help {
         out.extend_from_slice(b"# HELP ");
-        out.extend_from_slice(family.name.as_bytes());
+        write_metric_name(out, family.name);
         out.push(b' ');
         write_escaped_help_om(out, help);
         out.push(b'\n');
@@ -106,7 +108,7 @@ fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(label.name.as_bytes());
+        write_label_name(out, &label.name);
         out.extend_from_slice(b"=\"");
         write_escaped_label_value(out, &label.value);
         out.push(b'"');
@@ -124,14 +126,13 @@ fn write_sample(
     out: &mut Vec<u8>,
     name: &str,
     suffix: &str,
+    quote_name: bool,
     labels: &[Label],
     extra: Option<(&str, f64)>,
     value: f64,
     exemplar: Option<&Exemplar>,
 ) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
-    write_labels(out, labels, extra);
+    write_sample_name_and_labels(out, name, suffix, quote_name, labels, extra);
     out.push(b' ');
     write_float(out, value);
     if let Some(exemplar) = exemplar {
@@ -140,11 +141,15 @@ fn write_sample(
     out.push(b'\n');
 }
 
-fn write_created(out: &mut Vec<u8>, name: &str, labels: &[Label], created: Option<&Timestamp>) {
+fn write_created(
+    out: &mut Vec<u8>,
+    name: &str,
+    quote_name: bool,
+    labels: &[Label],
+    created: Option<&Timestamp>,
+) {
     if let Some(ts) = created {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"_created");
-        write_labels(out, labels, None);
+        write_sample_name_and_labels(out, name, "_created", quote_name, labels, None);
         out.push(b' ');
         write_timestamp_seconds(out, ts);
         out.push(b'\n');
@@ -156,6 +161,7 @@ fn write_created(out: &mut Vec<u8>, name: &str, labels: &[Label], created: Optio
 /// as `_gsum`/`_gcount`, exemplars, and a `_created` sample when known.
 pub fn write_series(out: &mut Vec<u8>, family: OmFamily<'_>, metric: &Metric) {
     let name = family.name;
+    let quote_name = needs_quoting(name);
     for_each_sample(metric, |sample| {
         let suffix = match (family.om_type, sample.suffix) {
             ("counter", "") => "_total",
@@ -167,6 +173,7 @@ pub fn write_series(out: &mut Vec<u8>, family: OmFamily<'_>, metric: &Metric) {
             out,
             name,
             suffix,
+            quote_name,
             &metric.labels,
             sample.extra,
             sample.value,
@@ -179,7 +186,7 @@ pub fn write_series(out: &mut Vec<u8>, family: OmFamily<'_>, metric: &Metric) {
         MetricValue::Histogram(histogram) => histogram.created.as_ref(),
         _ => None,
     };
-    write_created(out, name, &metric.labels, created);
+    write_created(out, name, quote_name, &metric.labels, created);
 }
 
 #[cfg(test)]
@@ -231,6 +238,27 @@ mod tests {
                 name: "a_total",
                 om_type: "unknown"
             }
+        );
+    }
+
+    #[test]
+    fn utf8_names_are_quoted() {
+        let metric = Metric {
+            labels: vec![Label::new("my.label", "v")],
+            value: MetricValue::Counter(Counter {
+                value: 3.0,
+                created: None,
+                exemplar: Some(Box::new(Exemplar {
+                    labels: vec![Label::new("trace.id", "abc")],
+                    value: 1.0,
+                    timestamp: None,
+                })),
+            }),
+            timestamp_ms: None,
+        };
+        assert_eq!(
+            render("my.requests_total", MetricKind::Counter, &metric),
+            "# TYPE \"my.requests\" counter\n# HELP \"my.requests\" Help \\\"q\\\".\n{\"my.requests_total\",\"my.label\"=\"v\"} 3 # {\"trace.id\"=\"abc\"} 1\n"
         );
     }
 

@@ -8,8 +8,15 @@
 //! The writer is split so the store can keep one family's series lines per group
 //! ([`write_series`]) and write the `# HELP`/`# TYPE` header once per merged family
 //! ([`write_header`]) at scrape time.
+//!
+//! Names that break the legacy rules (possible with `--push.enable-utf8-names`) are written
+//! as quoted strings, as the UTF-8 extension of the format has them: the metric name becomes
+//! the first item inside the braces (`{"my.metric",job="x"} 1`), a label name is quoted where
+//! it stands (`"label.name"="v"`), and `# HELP`/`# TYPE` lines quote the name
+//! (`# TYPE "my.metric" gauge`). Legacy names are written bare, byte for byte as before.
 
 use super::model::{Exemplar, Label, Metric, MetricFamily, MetricKind, MetricValue};
+use super::names::{label_needs_quoting, needs_quoting};
 
 /// Appends `value` formatted as Go's `strconv.FormatFloat(value, 'g', -1, 64)` does.
 pub fn write_float(out: &mut Vec<u8>, value: f64) {
@@ -109,17 +116,43 @@ pub fn write_escaped_help(out: &mut Vec<u8>, help: &str) {
     }
 }
 
+/// Appends `"text"`, with `\\`, `"` and newline escaped as in label values.
+fn write_quoted(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    write_escaped_label_value(out, text);
+    out.push(b'"');
+}
+
+/// Appends a metric name as it stands on a `# HELP` or `# TYPE` line: quoted when it breaks
+/// the legacy rules.
+pub fn write_metric_name(out: &mut Vec<u8>, name: &str) {
+    if needs_quoting(name) {
+        write_quoted(out, name);
+    } else {
+        out.extend_from_slice(name.as_bytes());
+    }
+}
+
+/// Appends a label name: quoted when it breaks the legacy rules.
+pub fn write_label_name(out: &mut Vec<u8>, name: &str) {
+    if label_needs_quoting(name) {
+        write_quoted(out, name);
+    } else {
+        out.extend_from_slice(name.as_bytes());
+    }
+}
+
 /// Appends the `# HELP` (when there is help) and `# TYPE` lines of a family.
 pub fn write_header(out: &mut Vec<u8>, name: &str, help: Option<&str>, kind: MetricKind) {
     if let Some(help) = help {
         out.extend_from_slice(b"# HELP ");
-        out.extend_from_slice(name.as_bytes());
+        write_metric_name(out, name);
         out.push(b' ');
         write_escaped_help(out, help);
         out.push(b'\n');
     }
     out.extend_from_slice(b"# TYPE ");
-    out.extend_from_slice(name.as_bytes());
+    write_metric_name(out, name);
     out.push(b' ');
     let type_word = match kind {
         // The 0.0.4 text format has no gauge histogram; Go's writer calls it a histogram.
@@ -137,13 +170,48 @@ pub fn write_labels(out: &mut Vec<u8>, labels: &[Label], extra: Option<(&str, f6
         return;
     }
     out.push(b'{');
-    let mut first = true;
+    write_label_pairs(out, labels, extra, true);
+    out.push(b'}');
+}
+
+/// Appends the series name and labels of a sample: `name_suffix{labels,extra}`, or
+/// `{"name_suffix",labels,extra}` when `quote_name` (the family name breaks the legacy rules,
+/// see [`needs_quoting`]; the caller works it out once per series).
+pub fn write_sample_name_and_labels(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    quote_name: bool,
+    labels: &[Label],
+    extra: Option<(&str, f64)>,
+) {
+    if quote_name {
+        out.extend_from_slice(b"{\"");
+        write_escaped_label_value(out, name);
+        write_escaped_label_value(out, suffix);
+        out.push(b'"');
+        write_label_pairs(out, labels, extra, false);
+        out.push(b'}');
+    } else {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        write_labels(out, labels, extra);
+    }
+}
+
+/// Appends `a="b",extra="1"` (no braces), with a leading comma unless `first`.
+fn write_label_pairs(
+    out: &mut Vec<u8>,
+    labels: &[Label],
+    extra: Option<(&str, f64)>,
+    mut first: bool,
+) {
     for label in labels {
         if !first {
             out.push(b',');
         }
         first = false;
-        out.extend_from_slice(label.name.as_bytes());
+        write_label_name(out, &label.name);
         out.extend_from_slice(b"=\"");
         write_escaped_label_value(out, &label.value);
         out.push(b'"');
@@ -157,22 +225,21 @@ pub fn write_labels(out: &mut Vec<u8>, labels: &[Label], extra: Option<(&str, f6
         write_float(out, extra_value);
         out.push(b'"');
     }
-    out.push(b'}');
 }
 
 /// Appends one sample line: `name{labels,extra} value[ timestamp]`.
+#[allow(clippy::too_many_arguments)]
 fn write_sample(
     out: &mut Vec<u8>,
     name: &str,
     suffix: &str,
+    quote_name: bool,
     labels: &[Label],
     extra: Option<(&str, f64)>,
     value: f64,
     timestamp_ms: Option<i64>,
 ) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
-    write_labels(out, labels, extra);
+    write_sample_name_and_labels(out, name, suffix, quote_name, labels, extra);
     out.push(b' ');
     write_float(out, value);
     if let Some(ts) = timestamp_ms {
@@ -243,11 +310,13 @@ pub fn for_each_sample<'a>(metric: &'a Metric, mut each: impl FnMut(Sample<'a>))
 
 /// Appends the sample lines of one metric of family `name` (no header).
 pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
+    let quote_name = needs_quoting(name);
     for_each_sample(metric, |sample| {
         write_sample(
             out,
             name,
             sample.suffix,
+            quote_name,
             &metric.labels,
             sample.extra,
             sample.value,
@@ -319,6 +388,57 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "# HELP m a \\\\ b\\nc \"q\"\n# TYPE m gauge\nm{l=\"x\\\\y\\\"z\\nw\"} 1\n"
         );
+    }
+
+    #[test]
+    fn utf8_names_are_quoted() {
+        let family = MetricFamily {
+            name: "my.metric".into(),
+            help: Some("Dotted \"help\".".into()),
+            kind: MetricKind::Summary,
+            metrics: vec![Metric {
+                labels: vec![
+                    Label::new("a:b", "1"),
+                    Label::new("job", "j"),
+                    Label::new("label \"x\"", "2"),
+                ],
+                value: MetricValue::Summary(Box::new(Summary {
+                    sample_count: 7,
+                    sample_sum: 2.0,
+                    quantiles: vec![Quantile {
+                        quantile: 0.5,
+                        value: 0.25,
+                    }],
+                    created: None,
+                })),
+                timestamp_ms: None,
+            }],
+            unit: None,
+        };
+        let mut out = Vec::new();
+        write_family(&mut out, &family);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                "# HELP \"my.metric\" Dotted \"help\".\n",
+                "# TYPE \"my.metric\" summary\n",
+                "{\"my.metric\",\"a:b\"=\"1\",job=\"j\",\"label \\\"x\\\"\"=\"2\",quantile=\"0.5\"} 0.25\n",
+                "{\"my.metric_sum\",\"a:b\"=\"1\",job=\"j\",\"label \\\"x\\\"\"=\"2\"} 2\n",
+                "{\"my.metric_count\",\"a:b\"=\"1\",job=\"j\",\"label \\\"x\\\"\"=\"2\"} 7\n",
+            )
+        );
+        // A quoted name without labels still gets its braces.
+        let mut out = Vec::new();
+        write_series(
+            &mut out,
+            "ünï",
+            &Metric {
+                labels: vec![],
+                value: MetricValue::Gauge(1.0),
+                timestamp_ms: None,
+            },
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"ünï\"} 1\n");
     }
 
     #[test]

@@ -15,10 +15,11 @@ use percent_encoding::percent_decode_str;
 use super::body::read_body;
 use super::errors::ApiError;
 use super::AppState;
+use crate::exposition::names::NameRules;
 use crate::exposition::negotiate::{push_format, PushFormat};
 use crate::exposition::protobuf::decode_delimited;
-use crate::exposition::text_parse::parse_text;
-use crate::grouping::{parse_push_path, GroupingKey};
+use crate::exposition::text_parse::parse_text_with;
+use crate::grouping::{parse_push_path_with, GroupingKey};
 use crate::store::{PushMode, PushOutcome};
 
 pub async fn handle(
@@ -65,7 +66,7 @@ async fn route(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = grouping_key(uri)?;
+    let key = grouping_key(uri, app.store.name_rules())?;
     match *method {
         Method::PUT => push(app, key, headers, body, PushMode::Replace).await,
         Method::POST => push(app, key, headers, body, PushMode::Merge).await,
@@ -81,7 +82,7 @@ async fn route(
 }
 
 /// Reads the grouping key from the (route-prefix-stripped) path.
-fn grouping_key(uri: &Uri) -> Result<GroupingKey, ApiError> {
+fn grouping_key(uri: &Uri, names: NameRules) -> Result<GroupingKey, ApiError> {
     let rest = uri
         .path()
         .strip_prefix("/metrics/")
@@ -89,7 +90,7 @@ fn grouping_key(uri: &Uri) -> Result<GroupingKey, ApiError> {
     let decoded = percent_decode_str(rest)
         .decode_utf8()
         .map_err(|_| ApiError::PathNotUtf8)?;
-    parse_push_path(&decoded)?.ok_or(ApiError::NotFound)
+    parse_push_path_with(&decoded, names)?.ok_or(ApiError::NotFound)
 }
 
 async fn push(
@@ -109,7 +110,7 @@ async fn push(
     let (body, _) = read_body(body, headers, app.max_body_bytes).await?;
     let families = match format {
         PushFormat::Protobuf => decode_delimited(&body)?,
-        _ => parse_text(&body)?,
+        _ => parse_text_with(&body, app.store.name_rules())?,
     };
     let outcome = app.store.push(key, families, mode).await?;
     Ok(match outcome {

@@ -3,7 +3,10 @@
 //!
 //! The store hands over pre-rendered bytes as shared chunks; this handler only adds the
 //! gateway's own families, compresses when the client accepts gzip, and sets the content
-//! type. An uncompressed scrape is sent chunk by chunk, never copied into one buffer.
+//! type. An uncompressed scrape is sent chunk by chunk, never copied into one buffer. Names
+//! that break the legacy rules are escaped as the `Accept` header's `escaping=` asks
+//! (`underscores` unless it asks otherwise, so a scraper that does not know UTF-8 names
+//! gets legacy ones).
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -21,6 +24,7 @@ use http_body::{Frame, SizeHint};
 
 use super::errors::ApiError;
 use super::AppState;
+use crate::exposition::names::NameRules;
 use crate::exposition::negotiate::negotiate_scrape;
 
 pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -28,7 +32,8 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let negotiated = negotiate_scrape(accept);
     let format = negotiated.format;
-    let (chunks, len) = match app.store.render_chunks(&own, format) {
+    let escaping = negotiated.escaping_scheme();
+    let (chunks, len) = match app.store.render_chunks(&own, format, escaping) {
         Ok(rendered) => rendered,
         Err(inconsistent) => {
             tracing::error!(error = %inconsistent, "Scrape failed");
@@ -36,10 +41,11 @@ pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response
         }
     };
     app.remember_scrape_size(len);
+    let utf8_names = app.store.name_rules() == NameRules::Utf8;
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&negotiated.content_type())
+        HeaderValue::from_str(&negotiated.content_type(utf8_names))
             .unwrap_or_else(|_| HeaderValue::from_static(format.content_type())),
     );
     if accepts_gzip(&headers) {

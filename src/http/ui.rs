@@ -33,6 +33,7 @@ use super::api_v1::{build_information, native_buckets, system_time_rfc3339, unix
 use super::errors::ApiError;
 use super::AppState;
 use crate::exposition::model::{Histogram, Metric, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::names::{escape_label_name, label_needs_quoting, EscapingScheme};
 use crate::exposition::text_write::format_float;
 use crate::grouping::GroupingKey;
 use crate::store::GroupSnapshot;
@@ -423,9 +424,19 @@ fn plain_label_string(key: &GroupingKey) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        w!(out, "{}=\"{}\"", label.0, label.1);
+        w!(out, "{}=\"{}\"", shown_label_name(label.0), label.1);
     }
     out
+}
+
+/// A label name as the page shows it: quoted when it breaks the legacy rules, as upstream's
+/// page shows UTF-8 label names (`"my.label"="v"`).
+fn shown_label_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if label_needs_quoting(name) {
+        std::borrow::Cow::Owned(format!("{name:?}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 /// The grouping labels as shown: `job` first, then `instance`, then the rest by name.
@@ -445,7 +456,9 @@ fn ordered_labels(key: &GroupingKey) -> Vec<(&str, &str)> {
 }
 
 /// The path that deletes the group: `job@base64/<job>` and `<label>@base64/<value>`, so any
-/// value (with `/`, empty, anything) survives. The `=` keeps an empty value non-empty.
+/// value (with `/`, empty, anything) survives. The `=` keeps an empty value non-empty. A
+/// label name that breaks the legacy rules (only possible with `--push.enable-utf8-names`)
+/// is written `U__`-escaped, which the gateway decodes under that flag.
 fn delete_path(base: &str, key: &GroupingKey) -> String {
     let encode = |value: &str| format!("{}=", URL_SAFE_NO_PAD.encode(value));
     let mut path = format!(
@@ -453,7 +466,8 @@ fn delete_path(base: &str, key: &GroupingKey) -> String {
         encode(key.get("job").unwrap_or(""))
     );
     for label in key.labels().iter().filter(|l| l.name != "job") {
-        w!(path, "/{}@base64/{}", label.name, encode(&label.value));
+        let name = escape_label_name(&label.name, EscapingScheme::Values);
+        w!(path, "/{}@base64/{}", name, encode(&label.value));
     }
     path
 }
@@ -675,7 +689,7 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
         w!(
             out,
             "<span class=\"badge badge-{class}\"><span class=\"ln\">{}=</span><span class=\"lv\">\"{}\"</span></span>",
-            Esc(name),
+            Esc(&shown_label_name(name)),
             Esc(value)
         );
     }
@@ -789,7 +803,7 @@ fn write_series_labels(out: &mut String, metric: &Metric, key: &GroupingKey) {
         w!(
             out,
             "<span class=\"label\"><span class=\"ln\">{}=</span><span class=\"lv\">\"{}\"</span></span>",
-            Esc(&label.name),
+            Esc(&shown_label_name(&label.name)),
             Esc(&label.value)
         );
     }
@@ -1101,6 +1115,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(parsed, key(&[("job", "a/b"), ("instance", ""), ("x", "ü")]));
+    }
+
+    #[test]
+    fn utf8_label_names_are_quoted_and_escaped_in_delete_paths() {
+        let k = key(&[("job", "j"), ("my.label", "v")]);
+        assert_eq!(plain_label_string(&k), "job=\"j\", \"my.label\"=\"v\"");
+        let path = delete_path("", &k);
+        assert_eq!(path, "/metrics/job@base64/ag=/U__my_2e_label@base64/dg=");
+        let parsed = crate::grouping::parse_push_path_with(
+            path.strip_prefix("/metrics/").unwrap(),
+            crate::exposition::names::NameRules::Utf8,
+        );
+        assert_eq!(parsed, Ok(Some(k)));
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! fast parser) or the protobuf when asked. For duplicate checks, each member keeps the
 //! sorted hashes of its series' label sets. This is what keeps the cost per stored series
 //! close to the size of its text line.
+//!
+//! Names that break the legacy rules (with `--push.enable-utf8-names`) are written quoted in
+//! the text lines; a member records whether it has any ([`Member::legacy_names`]), so a scrape
+//! that must escape names rewrites only those members and copies the rest.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
@@ -17,9 +21,13 @@ use siphasher::sip::SipHasher13;
 
 use bytes::Bytes;
 
-use crate::exposition::model::{Label, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::model::{Exemplar, Label, Metric, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::names::{
+    escape_label_name, is_valid_label_name, is_valid_metric_name, EscapingScheme, NameRules,
+};
 use crate::exposition::protobuf::{decode_metric_fields, encode_metric_fields};
-use crate::exposition::text_parse::parse_text;
+use crate::exposition::text_parse::parse_text_with;
+use crate::exposition::text_write::write_metric_name;
 
 /// One group's copy of one family.
 #[derive(Debug, Clone)]
@@ -36,6 +44,64 @@ pub struct Member {
     pub hashes: Arc<[u64]>,
     /// Unix seconds of the push that stored this copy.
     pub pushed_at: f64,
+    /// Whether the family name and every label name follow the legacy rules (see
+    /// [`names_are_legacy`]): then no escaping scheme changes this copy.
+    pub legacy_names: bool,
+}
+
+/// Whether the name of `family` and every label name of its series and their exemplars
+/// follow the legacy rules.
+pub fn names_are_legacy(family: &MetricFamily) -> bool {
+    fn legacy(labels: &[Label]) -> bool {
+        labels.iter().all(|l| is_valid_label_name(&l.name))
+    }
+    let exemplar_legacy = |e: &Option<Box<Exemplar>>| e.as_ref().is_none_or(|e| legacy(&e.labels));
+    is_valid_metric_name(&family.name)
+        && family.metrics.iter().all(|metric| {
+            legacy(&metric.labels)
+                && match &metric.value {
+                    MetricValue::Counter(counter) => exemplar_legacy(&counter.exemplar),
+                    MetricValue::Histogram(histogram) => {
+                        histogram
+                            .buckets
+                            .iter()
+                            .all(|b| exemplar_legacy(&b.exemplar))
+                            && histogram.exemplars.iter().all(|e| legacy(&e.labels))
+                    }
+                    _ => true,
+                }
+        })
+}
+
+/// Calls `each` with the labels of every exemplar of `metric`.
+fn for_each_exemplar_labels(metric: &mut Metric, mut each: impl FnMut(&mut Vec<Label>)) {
+    match &mut metric.value {
+        MetricValue::Counter(counter) => {
+            if let Some(exemplar) = &mut counter.exemplar {
+                each(&mut exemplar.labels);
+            }
+        }
+        MetricValue::Histogram(histogram) => {
+            for bucket in &mut histogram.buckets {
+                if let Some(exemplar) = &mut bucket.exemplar {
+                    each(&mut exemplar.labels);
+                }
+            }
+            for exemplar in &mut histogram.exemplars {
+                each(&mut exemplar.labels);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Escapes every label name in `labels` by `scheme`.
+fn escape_label_names(labels: &mut [Label], scheme: EscapingScheme) {
+    for label in labels {
+        if let Cow::Owned(escaped) = escape_label_name(&label.name, scheme) {
+            label.name = escaped;
+        }
+    }
 }
 
 /// The keyed hash of label sets. Keys are random per store, so nobody can aim for
@@ -110,14 +176,15 @@ impl Member {
             None => {
                 let mut body = Vec::with_capacity(self.text.len() + name.len() + 32);
                 body.extend_from_slice(b"# TYPE ");
-                body.extend_from_slice(name.as_bytes());
+                write_metric_name(&mut body, name);
                 body.push(b' ');
                 body.extend_from_slice(self.kind.as_text().as_bytes());
                 body.push(b'\n');
                 body.extend_from_slice(&self.text);
-                // The text was written by us from a valid family, so it parses; an empty
-                // result would only hide a bug, never break a caller.
-                parse_text(&body)
+                // The text was written by us from a valid family, so it parses (the UTF-8
+                // rules read legacy text exactly as the legacy rules do, and quoted names
+                // too); an empty result would only hide a bug, never break a caller.
+                parse_text_with(&body, NameRules::Utf8)
                     .ok()
                     .and_then(|families| families.into_iter().next())
                     .map(|family| family.metrics)
@@ -131,6 +198,19 @@ impl Member {
             metrics,
             unit: self.unit.as_deref().map(str::to_string),
         }
+    }
+
+    /// The family's series with every label name (of series and exemplars) escaped by
+    /// `scheme` (see [`escape_label_name`]); the family keeps its stored name.
+    pub fn decode_escaped(&self, name: &str, scheme: EscapingScheme) -> MetricFamily {
+        let mut family = self.decode(name);
+        if !self.legacy_names {
+            for metric in &mut family.metrics {
+                escape_label_names(&mut metric.labels, scheme);
+                for_each_exemplar_labels(metric, |labels| escape_label_names(labels, scheme));
+            }
+        }
+        family
     }
 
     /// The protobuf `metric` fields: the kept copy, or encoded from the text when asked.
@@ -155,7 +235,7 @@ impl Member {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::model::{Bucket, Counter, Histogram, Metric, Timestamp};
+    use crate::exposition::model::{Bucket, Counter, Histogram, Timestamp};
 
     fn histogram_family(with_inf: bool) -> MetricFamily {
         let mut buckets = vec![Bucket {
@@ -209,6 +289,72 @@ mod tests {
     }
 
     #[test]
+    fn utf8_names_decode_and_escape() {
+        let mut family = histogram_family(true);
+        family.name = "my.h".into();
+        family.metrics[0].labels.push(Label::new("my.label", "v"));
+        assert!(!names_are_legacy(&family));
+        assert!(names_are_legacy(&histogram_family(true)));
+        let mut text = Vec::new();
+        for metric in &family.metrics {
+            crate::exposition::text_write::write_series(&mut text, &family.name, metric);
+        }
+        let member = Member {
+            kind: family.kind,
+            help: Some(Arc::from("help")),
+            unit: None,
+            text: Bytes::from(text),
+            proto: None,
+            hashes: Arc::new([]),
+            pushed_at: 0.0,
+            legacy_names: false,
+        };
+        assert_eq!(member.decode("my.h"), family);
+        let escaped = member.decode_escaped("my.h", EscapingScheme::Underscores);
+        assert_eq!(escaped.name, "my.h");
+        assert_eq!(
+            escaped.metrics[0].labels,
+            vec![Label::new("job", "j"), Label::new("my_label", "v")]
+        );
+    }
+
+    #[test]
+    fn exemplar_label_names_count_and_are_escaped() {
+        let mut family = histogram_family(true);
+        family.kind = MetricKind::Counter;
+        family.metrics[0].value = MetricValue::Counter(Counter {
+            value: 1.0,
+            created: None,
+            exemplar: Some(Box::new(Exemplar {
+                labels: vec![Label::new("trace.id", "t")],
+                value: 1.0,
+                timestamp: None,
+            })),
+        });
+        assert!(!names_are_legacy(&family));
+        let mut proto = Vec::new();
+        encode_metric_fields(&family.metrics, &mut proto);
+        let member = Member {
+            kind: family.kind,
+            help: None,
+            unit: None,
+            text: Bytes::new(),
+            proto: Some(Bytes::from(proto)),
+            hashes: Arc::new([]),
+            pushed_at: 0.0,
+            legacy_names: false,
+        };
+        let escaped = member.decode_escaped("h", EscapingScheme::Underscores);
+        let MetricValue::Counter(counter) = &escaped.metrics[0].value else {
+            panic!("a counter");
+        };
+        assert_eq!(
+            counter.exemplar.as_ref().unwrap().labels,
+            vec![Label::new("trace_id", "t")]
+        );
+    }
+
+    #[test]
     fn decodes_from_text_or_protobuf_to_the_same_family() {
         let family = histogram_family(true);
         let mut text = Vec::new();
@@ -225,6 +371,7 @@ mod tests {
             proto: None,
             hashes: Arc::new([]),
             pushed_at: 0.0,
+            legacy_names: true,
         };
         let from_proto = Member {
             proto: Some(Bytes::from(proto)),

@@ -15,7 +15,6 @@ mod member;
 pub mod persist;
 pub mod prepare;
 mod state;
-pub mod upstream_file;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 
 use crate::exposition::model::{MetricFamily, MetricKind};
+use crate::exposition::names::{EscapingScheme, NameRules};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
 use bytes::Bytes;
@@ -50,6 +50,8 @@ pub struct StoreOptions {
     pub consistency_check: bool,
     /// The gateway's own metric families, sorted by name.
     pub reserved: Vec<ReservedFamily>,
+    /// Which metric and label names a push may use (`--push.enable-utf8-names`).
+    pub names: NameRules,
 }
 
 /// PUT replaces the whole group; POST replaces only the families it names.
@@ -166,7 +168,7 @@ impl Store {
     /// starting from what the file holds.
     pub fn open(options: StoreOptions, persistence: &PersistOptions) -> Result<Store, OpenError> {
         let state = Arc::new(RwLock::new(State::new(LabelHasher::random())));
-        let journal = persist::open(persistence, state.clone())?;
+        let journal = persist::open(persistence, state.clone(), &options)?;
         {
             let mut state = state.write();
             if !options.consistency_check {
@@ -240,7 +242,8 @@ impl Store {
     ) -> (Result<PushOutcome, ValidationError>, Option<Ticket>) {
         let options = &self.shared.options;
         let now = unix_now();
-        let prepared = prepare::prepare_push(&key, families, &self.shared.hasher, now);
+        let prepared =
+            prepare::prepare_push(&key, families, &self.shared.hasher, now, options.names);
         let mut state = self.shared.state.write();
         let undo = self.before(&state, &key);
         // Problems inside the push itself (timestamps, duplicates, bad names) are refused even
@@ -324,11 +327,14 @@ impl Store {
 
     /// The exposition of every stored family in `format`, merged with the gateway's own
     /// families `own` (sorted by name), as chunks that share the stored bytes, and the total
-    /// length. The lock is held only while the chunk list is built.
+    /// length. Names that break the legacy rules are escaped by `escaping` (only the families
+    /// and groups that have such names are rewritten). The lock is held only while the chunk
+    /// list is built.
     pub fn render_chunks(
         &self,
         own: &[MetricFamily],
         format: ScrapeFormat,
+        escaping: EscapingScheme,
     ) -> Result<(Vec<Bytes>, usize), Inconsistent> {
         let mut chunks = Chunks::default();
         {
@@ -336,19 +342,20 @@ impl Store {
             if let Some(problem) = state.inconsistency() {
                 return Err(Inconsistent(problem.to_string()));
             }
-            state.render(own, &self.shared.options.reserved, format, &mut chunks);
+            let reserved = &self.shared.options.reserved;
+            state.render(own, reserved, format, escaping, &mut chunks);
         }
         Ok(chunks.finish())
     }
 
-    /// Like [`Store::render_chunks`], appended to one buffer.
+    /// Like [`Store::render_chunks`], appended to one buffer, with names as stored.
     pub fn render(
         &self,
         own: &[MetricFamily],
         format: ScrapeFormat,
         out: &mut Vec<u8>,
     ) -> Result<(), Inconsistent> {
-        let (chunks, len) = self.render_chunks(own, format)?;
+        let (chunks, len) = self.render_chunks(own, format, EscapingScheme::AllowUtf8)?;
         out.reserve(len);
         for chunk in chunks {
             out.extend_from_slice(&chunk);
@@ -376,6 +383,11 @@ impl Store {
     pub fn inconsistency(&self) -> Option<String> {
         self.shared.state.read().inconsistency().map(str::to_string)
     }
+
+    /// The name rules pushes are held to.
+    pub fn name_rules(&self) -> NameRules {
+        self.shared.options.names
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +404,7 @@ mod tests {
                 kind: MetricKind::Gauge,
                 help: "Own.",
             }],
+            names: NameRules::Legacy,
         })
     }
 

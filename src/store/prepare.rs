@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::member::{label_hash, text_is_lossless, LabelHasher, Member};
+use super::member::{label_hash, names_are_legacy, text_is_lossless, LabelHasher, Member};
 use super::ValidationError;
 use crate::exposition::model::{Label, MetricFamily, MetricValue};
-use crate::exposition::names::{is_valid_label_name, is_valid_metric_name};
+use crate::exposition::names::NameRules;
 use crate::exposition::protobuf::encode_metric_fields;
 use crate::exposition::text_write::write_series;
 use crate::grouping::GroupingKey;
@@ -51,12 +51,13 @@ pub fn group_series_labels(key: &GroupingKey) -> Vec<Label> {
 /// Checks and converts the families of a push to group `key`.
 ///
 /// `Err` carries the first problem found; a timestamp anywhere is reported before anything
-/// else, as upstream does.
+/// else, as upstream does. Metric and label names must follow `names`.
 pub fn prepare_push(
     key: &GroupingKey,
     families: Vec<MetricFamily>,
     hasher: &LabelHasher,
     now: f64,
+    names: NameRules,
 ) -> Result<Vec<PreparedFamily>, ValidationError> {
     if let Some(family) = families
         .iter()
@@ -72,7 +73,7 @@ pub fn prepare_push(
         if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
             continue;
         }
-        let family = prepare_family(key, &group_labels, family, hasher, now)?;
+        let family = prepare_family(key, &group_labels, family, hasher, now, names)?;
         // Two families of one name in a push (possible in protobuf): the last one wins.
         prepared.retain(|p| p.name != family.name);
         prepared.push(family);
@@ -86,8 +87,9 @@ fn prepare_family(
     mut family: MetricFamily,
     hasher: &LabelHasher,
     now: f64,
+    names: NameRules,
 ) -> Result<PreparedFamily, ValidationError> {
-    if !is_valid_metric_name(&family.name) {
+    if !names.is_valid_metric_name(&family.name) {
         return Err(ValidationError::InvalidName(family.name.clone()));
     }
     for metric in &mut family.metrics {
@@ -99,7 +101,7 @@ fn prepare_family(
             });
         }
         for label in &metric.labels {
-            if !is_valid_label_name(&label.name) {
+            if !names.is_valid_pushed_label_name(&label.name) {
                 return Err(ValidationError::InvalidLabelName {
                     family: family.name.clone(),
                     label: label.name.clone(),
@@ -158,6 +160,7 @@ fn prepare_family(
         proto,
         hashes: hashes.into(),
         pushed_at: now,
+        legacy_names: names_are_legacy(&family),
     };
     Ok(PreparedFamily {
         name: family.name.as_str().into(),
@@ -211,12 +214,20 @@ mod tests {
     use super::*;
     use crate::exposition::model::{Metric, MetricKind};
 
-    /// `prepare_push` with a fresh hasher and a fixed time.
+    /// `prepare_push` with a fresh hasher, a fixed time and the legacy name rules.
     fn prepare(
         key: &GroupingKey,
         families: Vec<MetricFamily>,
     ) -> Result<Vec<PreparedFamily>, ValidationError> {
-        prepare_push(key, families, &LabelHasher::random(), 1.0)
+        prepare_with(key, families, NameRules::Legacy)
+    }
+
+    fn prepare_with(
+        key: &GroupingKey,
+        families: Vec<MetricFamily>,
+        names: NameRules,
+    ) -> Result<Vec<PreparedFamily>, ValidationError> {
+        prepare_push(key, families, &LabelHasher::random(), 1.0, names)
     }
 
     fn key(pairs: &[(&str, &str)]) -> GroupingKey {
@@ -259,6 +270,41 @@ mod tests {
             prepared[0].family.metrics[0].labels[0],
             Label::new("instance", "i2")
         );
+    }
+
+    #[test]
+    fn utf8_names_follow_the_rules() {
+        let k = key(&[("job", "j")]);
+        let dotted = || gauge("my.metric", &[("my.label", "v")], 1.0);
+        assert!(matches!(
+            prepare(&k, vec![dotted()]),
+            Err(ValidationError::InvalidName(_))
+        ));
+        assert!(matches!(
+            prepare(&k, vec![gauge("m", &[("my.label", "v")], 1.0)]),
+            Err(ValidationError::InvalidLabelName { .. })
+        ));
+        let prepared = prepare_with(&k, vec![dotted()], NameRules::Utf8).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&prepared[0].member.text).unwrap(),
+            "{\"my.metric\",instance=\"\",job=\"j\",\"my.label\"=\"v\"} 1\n"
+        );
+        assert!(!prepared[0].member.legacy_names);
+        let legacy = prepare_with(&k, vec![gauge("m", &[], 1.0)], NameRules::Utf8).unwrap();
+        assert!(legacy[0].member.legacy_names);
+        // `__` label names are Prometheus' own: refused under the UTF-8 rules (the legacy
+        // rules keep accepting them, as before), and so are empty names.
+        for bad in ["__x", "__name__", ""] {
+            assert!(matches!(
+                prepare_with(&k, vec![gauge("m", &[(bad, "v")], 1.0)], NameRules::Utf8),
+                Err(ValidationError::InvalidLabelName { .. })
+            ));
+        }
+        assert!(prepare(&k, vec![gauge("m", &[("__x", "v")], 1.0)]).is_ok());
+        assert!(matches!(
+            prepare_with(&k, vec![gauge("", &[], 1.0)], NameRules::Utf8),
+            Err(ValidationError::InvalidName(_))
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! groups a pushed series could collide with (a series can only duplicate one in a group whose
 //! grouping labels it carries with the same values).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::prepare::{
 };
 use super::{PushMode, ReservedFamily, ValidationError};
 use crate::exposition::model::{Label, Metric, MetricFamily, MetricKind, MetricValue};
+use crate::exposition::names::{escape_name, is_valid_label_name, EscapingScheme};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::exposition::openmetrics;
 use crate::exposition::protobuf::{encode_metric_fields, write_family_message};
@@ -428,6 +430,7 @@ impl State {
             ),
         ];
         let pushed_at = group.push_time;
+        let legacy_names = key.names().all(is_valid_label_name);
         for (name, help, value) in times {
             let mut text = Vec::with_capacity(64);
             let metric = Metric {
@@ -444,6 +447,7 @@ impl State {
                 proto: None,
                 hashes: Arc::new([]),
                 pushed_at,
+                legacy_names,
             };
             self.insert_member(&name, key, member);
         }
@@ -454,11 +458,17 @@ impl State {
     /// Within a family, groups follow grouping-key order and each group's series are sorted
     /// by labels. Help comes from the gateway's own metric of that name, else from the first
     /// group (in grouping-key order) that pushed help for it.
+    ///
+    /// Names that break the legacy rules are escaped by `escaping`, as upstream's encoder
+    /// does: only members with such names are decoded and written again, every other member
+    /// is shared as stored. Families keep the order of their stored names, and two names that
+    /// escape alike are not merged (nor are they upstream).
     pub(super) fn render(
         &self,
         own: &[MetricFamily],
         reserved: &[ReservedFamily],
         format: ScrapeFormat,
+        escaping: EscapingScheme,
         out: &mut Chunks,
     ) {
         let mut own = own.iter().peekable();
@@ -502,14 +512,24 @@ impl State {
                 (None, None) => continue,
             };
             let members = members.into_iter().flat_map(|m| m.values());
+            // The name as served; `name` stays the stored one, to decode members by.
+            let served = escape_name(name, escaping);
+            let rewrite =
+                |member: &Member| escaping != EscapingScheme::AllowUtf8 && !member.legacy_names;
             match format {
                 ScrapeFormat::Text => {
-                    write_header(&mut out.buf, name, help, kind);
+                    write_header(&mut out.buf, &served, help, kind);
                     for metric in own_family.map(|f| f.metrics.as_slice()).unwrap_or_default() {
-                        write_series(&mut out.buf, name, metric);
+                        write_series(&mut out.buf, &served, metric);
                     }
                     for member in members {
-                        out.share(&member.text);
+                        if rewrite(member) {
+                            for metric in &member.decode_escaped(name, escaping).metrics {
+                                write_series(&mut out.buf, &served, metric);
+                            }
+                        } else {
+                            out.share(&member.text);
+                        }
                     }
                 }
                 ScrapeFormat::Protobuf => {
@@ -517,17 +537,28 @@ impl State {
                     if let Some(family) = own_family {
                         encode_metric_fields(&family.metrics, &mut own_fields);
                     }
-                    let member_fields: Vec<_> = members.map(|m| m.proto_fields(name)).collect();
+                    let member_fields: Vec<_> = members
+                        .map(|m| {
+                            if rewrite(m) {
+                                let family = m.decode_escaped(name, escaping);
+                                let mut fields = Vec::with_capacity(m.text.len());
+                                encode_metric_fields(&family.metrics, &mut fields);
+                                Cow::Owned(fields)
+                            } else {
+                                m.proto_fields(name)
+                            }
+                        })
+                        .collect();
                     let mut fields: Vec<&[u8]> = vec![&own_fields];
                     fields.extend(member_fields.iter().map(|f| &f[..]));
-                    write_family_message(&mut out.buf, name, help, kind, &fields);
+                    write_family_message(&mut out.buf, &served, help, kind, &fields);
                 }
                 ScrapeFormat::OpenMetrics => {
                     let taken = |candidate: &str| {
                         self.names.contains_key(candidate)
                             || reserved_family(reserved, candidate).is_some()
                     };
-                    let family = openmetrics::om_family(name, kind, taken);
+                    let family = openmetrics::om_family(&served, kind, taken);
                     let members: Vec<&Member> = members.collect();
                     let unit = members.iter().find_map(|m| m.unit.as_deref());
                     openmetrics::write_header(&mut out.buf, family, help, unit);
@@ -537,10 +568,13 @@ impl State {
                     for member in members {
                         // Text lines are valid OpenMetrics lines, except for what only the
                         // protobuf copy holds and the gauge histogram's _gsum/_gcount.
-                        if member.proto.is_none() && kind != MetricKind::GaugeHistogram {
+                        if member.proto.is_none()
+                            && kind != MetricKind::GaugeHistogram
+                            && !rewrite(member)
+                        {
                             out.share(&member.text);
                         } else {
-                            for metric in &member.decode(name).metrics {
+                            for metric in &member.decode_escaped(name, escaping).metrics {
                                 openmetrics::write_series(&mut out.buf, family, metric);
                             }
                         }
@@ -753,4 +787,67 @@ fn check_suffixes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::names::NameRules;
+    use crate::exposition::text_parse::parse_text_with;
+    use crate::store::prepare::prepare_push;
+
+    fn key(job: &str) -> GroupingKey {
+        GroupingKey::new(vec![Label::new("job", job)])
+    }
+
+    fn push(state: &mut State, job: &str, body: &str) {
+        let families = parse_text_with(body.as_bytes(), NameRules::Utf8).unwrap();
+        let prepared =
+            prepare_push(&key(job), families, &state.hasher, 1.0, NameRules::Utf8).unwrap();
+        let families = prepared.into_iter().map(|p| (p.name, p.member)).collect();
+        state.commit(key(job), families, PushMode::Replace, 1.0);
+    }
+
+    /// The chunks of a text scrape, and its lines without the push-time gauges.
+    fn render(state: &State, escaping: EscapingScheme) -> (Vec<Bytes>, String) {
+        let mut chunks = Chunks::default();
+        state.render(&[], &[], ScrapeFormat::Text, escaping, &mut chunks);
+        let (chunks, _) = chunks.finish();
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("push_")).collect();
+        (chunks, lines.join("\n"))
+    }
+
+    #[test]
+    fn only_members_with_utf8_names_are_rewritten() {
+        let mut state = State::new(LabelHasher::random());
+        push(&mut state, "a", "m 1\n{\"m.x\"} 2\n");
+        push(&mut state, "b", "m{\"l.b\"=\"v\"} 3\n");
+        let stored = |name: &str, job: &str| state.names[name].members[&key(job)].text.clone();
+        let shared = |chunks: &[Bytes], text: &Bytes| {
+            chunks
+                .iter()
+                .any(|c| c.as_ptr() == text.as_ptr() && c.len() == text.len())
+        };
+
+        let (chunks, text) = render(&state, EscapingScheme::Underscores);
+        assert_eq!(
+            text,
+            "# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"\",job=\"b\",l_b=\"v\"} 3\n# TYPE m_x untyped\nm_x{instance=\"\",job=\"a\"} 2"
+        );
+        // Group a's `m` is shared as stored; group b's `m` and `m.x` are written anew.
+        assert!(shared(&chunks, &stored("m", "a")));
+        assert!(!shared(&chunks, &stored("m", "b")));
+        assert!(!shared(&chunks, &stored("m.x", "a")));
+
+        let (chunks, text) = render(&state, EscapingScheme::AllowUtf8);
+        assert_eq!(
+            text,
+            "# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"\",job=\"b\",\"l.b\"=\"v\"} 3\n# TYPE \"m.x\" untyped\n{\"m.x\",instance=\"\",job=\"a\"} 2"
+        );
+        for (name, job) in [("m", "a"), ("m", "b"), ("m.x", "a")] {
+            assert!(shared(&chunks, &stored(name, job)), "{name} {job}");
+        }
+    }
 }

@@ -106,6 +106,8 @@ pub struct FamilyRecord<'a> {
     #[serde(borrow, with = "serde_bytes")]
     pub hashes: Cow<'a, [u8]>,
     pub pushed_at: f64,
+    /// Whether every name in the family follows the legacy rules (no escaping needed).
+    pub legacy_names: bool,
 }
 
 /// Why bytes could not be turned back into records.
@@ -257,6 +259,7 @@ pub fn family_record<'a>(name: &'a str, member: &'a Member) -> FamilyRecord<'a> 
         proto: member.proto.as_deref(),
         hashes: Cow::Owned(hashes),
         pushed_at: member.pushed_at,
+        legacy_names: member.legacy_names,
     }
 }
 
@@ -281,6 +284,7 @@ pub fn family_from_record(record: &FamilyRecord<'_>) -> Result<(Arc<str>, Member
         proto: record.proto.map(Bytes::copy_from_slice),
         hashes,
         pushed_at: record.pushed_at,
+        legacy_names: record.legacy_names,
     };
     Ok((Arc::from(record.name), member))
 }
@@ -331,6 +335,7 @@ mod tests {
             proto: Some(Bytes::from_static(&[1, 2, 3])),
             hashes: Arc::from(vec![1u64, u64::MAX]),
             pushed_at: 12.5,
+            legacy_names: true,
         };
         let key = GroupingKey::new(vec![Label::new("job", "j")]);
         let records = vec![

@@ -37,6 +37,7 @@
 //! else stops start-up: a file we cannot read is never overwritten.
 
 pub mod format;
+pub mod upstream_file;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -49,10 +50,13 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::member::{LabelHasher, Member};
+use super::prepare::{prepare_push, PUSH_FAILURE_TIME, PUSH_TIME};
 use super::state::{GroupContents, State};
-use super::{unix_now, PushMode};
+use super::{unix_now, PushMode, StoreOptions};
+use crate::exposition::model::Label;
 use crate::grouping::GroupingKey;
 use format::{FrameRead, Record};
+use upstream_file::UpstreamGroup;
 
 /// Where and how to persist; built from the command line by the caller.
 #[derive(Debug, Clone)]
@@ -201,16 +205,38 @@ impl Journal {
 pub(super) fn open(
     options: &PersistOptions,
     state: Arc<RwLock<State>>,
+    store_options: &StoreOptions,
 ) -> Result<Journal, OpenError> {
     let path = &options.path;
     let shown = path.display().to_string();
     let loaded = match fs::read(path) {
         Ok(data) if data.is_empty() => Loaded::fresh(),
         Ok(data) if data.starts_with(format::MAGIC) => replay(&data, options)?,
+        Ok(data) if upstream_file::looks_like_upstream_file(&data) => {
+            let groups = upstream_file::read_upstream_file(&data).map_err(|error| {
+                OpenError::Unrecognised {
+                    path: shown.clone(),
+                    reason: format!("it starts like a Go Pushgateway file, but {error}"),
+                }
+            })?;
+            let aside = copy_aside(path, "go-pushgateway")?;
+            let count = groups.len();
+            let imported = import_upstream(groups, store_options);
+            tracing::info!(
+                file = %shown,
+                groups = count,
+                original = %aside.display(),
+                "Imported the Go Pushgateway's persistence file (the original is kept)"
+            );
+            Loaded {
+                state: Some(imported),
+                append_at: None,
+            }
+        }
         Ok(_) => {
             return Err(OpenError::Unrecognised {
                 path: shown,
-                reason: "unknown format".into(),
+                reason: "its first bytes are neither ours nor a Go gob stream".into(),
             })
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Loaded::fresh(),
@@ -268,6 +294,61 @@ pub(super) fn open(
         shared,
         writer: Mutex::new(Some(handle)),
     })
+}
+
+/// Builds a state from the Go Pushgateway's groups. Each family goes through the same
+/// preparation as a push (with the time it was pushed); one we would refuse is skipped with
+/// a warning rather than failing the import. The whole result is then checked once, since
+/// upstream may have stored what its own checks would refuse now.
+fn import_upstream(groups: Vec<UpstreamGroup>, options: &StoreOptions) -> State {
+    let hasher = LabelHasher::random();
+    let mut state = State::new(hasher);
+    for group in groups {
+        let key = GroupingKey::new(
+            group
+                .labels
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+        );
+        let mut contents = GroupContents::default();
+        for upstream in group.families {
+            let family = upstream.family;
+            let first_value = || family.metrics.first().and_then(|m| m.value.simple_value());
+            if family.name == PUSH_TIME {
+                contents.push_time = first_value().unwrap_or(0.0);
+                continue;
+            }
+            if family.name == PUSH_FAILURE_TIME {
+                contents.failure_time = first_value().unwrap_or(0.0);
+                continue;
+            }
+            let name = family.name.clone();
+            match prepare_push(
+                &key,
+                vec![family],
+                &hasher,
+                upstream.pushed_at,
+                options.names,
+            ) {
+                Ok(prepared) => contents
+                    .families
+                    .extend(prepared.into_iter().map(|p| (p.name, p.member))),
+                Err(error) => tracing::warn!(
+                    group = %key,
+                    family = name,
+                    %error,
+                    "Skipped a family of the Go Pushgateway's file that this gateway refuses"
+                ),
+            }
+        }
+        state.set_group(&key, Some(contents));
+    }
+    state.recheck_all(&options.reserved);
+    if let Some(problem) = state.inconsistency() {
+        tracing::warn!(problem, "The imported metrics are inconsistent; pushes are refused until the offending group is deleted");
+    }
+    state
 }
 
 /// What start-up read: a state (`None`: start empty) and, for our own intact file, the
