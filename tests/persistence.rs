@@ -165,10 +165,11 @@ fn shutdown_compacts_and_deletes_and_wipes_persist() {
     assert_eq!(gateway.put("/metrics/job/b", &body(1)).status, 200);
     assert_eq!(gateway.put("/metrics/job/c", &body(2)).status, 200);
     assert_eq!(gateway.delete("/metrics/job/b").status, 202);
-    let logged = std::fs::metadata(&path).unwrap().len();
+    let (_, logged) = frames(&std::fs::read(&path).unwrap());
     let before = gateway.pushed_state();
     assert!(gateway.terminate().success());
-    let compacted = std::fs::metadata(&path).unwrap().len();
+    let compacted = std::fs::metadata(&path).unwrap().len() as usize;
+    assert_eq!(frames(&std::fs::read(&path).unwrap()).1, compacted);
     assert!(
         compacted * 5 < logged,
         "shutdown left {compacted} bytes of a {logged}-byte log"
@@ -208,10 +209,9 @@ fn failure_times_persist() {
     );
 }
 
-/// Pushes that end up in the log (not the snapshot) and returns the file length after each.
-fn logged_pushes(path: &Path, jobs: &[&str]) -> Vec<u64> {
+/// Pushes that end up in the log (not the snapshot), then crashes.
+fn logged_pushes(path: &Path, jobs: &[&str]) {
     let gateway = start(path);
-    let mut lengths = Vec::new();
     for (n, job) in jobs.iter().enumerate() {
         assert_eq!(
             gateway
@@ -219,10 +219,24 @@ fn logged_pushes(path: &Path, jobs: &[&str]) -> Vec<u64> {
                 .status,
             200
         );
-        lengths.push(std::fs::metadata(path).unwrap().len());
     }
     gateway.crash();
-    lengths
+}
+
+/// The offsets of the frames in a persistence file (8 bytes of magic, then frames of
+/// `len:u32le crc:u32le data[len]`), and the offset where the log ends (zeros follow).
+fn frames(data: &[u8]) -> (Vec<usize>, usize) {
+    let mut offsets = Vec::new();
+    let mut at = 8;
+    while at + 8 <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        offsets.push(at);
+        at += 8 + len;
+    }
+    (offsets, at)
 }
 
 #[test]
@@ -230,10 +244,15 @@ fn a_torn_last_record_is_dropped_and_logged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state");
     logged_pushes(&path, &["a"]);
-    // A crash in the middle of writing a frame: a header announcing more than is there.
+    // A crash in the middle of writing a frame: a header announcing more than is there, in
+    // the space allocated ahead of the log.
     let mut data = std::fs::read(&path).unwrap();
-    let intact = data.len();
-    data.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 7, 7]);
+    let (_, intact) = frames(&data);
+    let torn = [200, 0, 0, 0, 1, 2, 3, 4, 1, 7, 7];
+    if data.len() < intact + torn.len() {
+        data.resize(intact + torn.len(), 0);
+    }
+    data[intact..intact + torn.len()].copy_from_slice(&torn);
     std::fs::write(&path, &data).unwrap();
 
     let gateway = start(&path);
@@ -260,18 +279,22 @@ fn a_torn_last_record_is_dropped_and_logged() {
 fn a_corrupted_record_stops_startup_unless_told_to_start_from_the_readable_part() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state");
-    let lengths = logged_pushes(&path, &["a", "b", "c"]);
+    logged_pushes(&path, &["a", "b", "c"]);
     // Damage the middle of the second push's record; the third is intact after it.
     let mut data = std::fs::read(&path).unwrap();
-    let damaged_at = ((lengths[0] + lengths[1]) / 2) as usize;
-    data[damaged_at] ^= 0x5a;
+    let (offsets, end) = frames(&data);
+    // The snapshot of the empty store (two frames), then one frame per push.
+    assert_eq!(offsets.len(), 5, "{offsets:?}");
+    let (b_start, c_start) = (offsets[3], offsets[4]);
+    assert!(end > c_start);
+    data[(b_start + c_start) / 2] ^= 0x5a;
     std::fs::write(&path, &data).unwrap();
 
     let (status, log) = start_expecting_failure(&[&file_flag(&path)]);
     assert!(!status.success());
     assert!(log.contains(&path.display().to_string()), "{log}");
     assert!(
-        log.contains(&format!("corrupt at byte offset {}", lengths[0])),
+        log.contains(&format!("corrupt at byte offset {b_start}")),
         "{log}"
     );
     assert_eq!(

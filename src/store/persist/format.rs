@@ -128,7 +128,7 @@ pub enum DecodeError {
 pub enum FrameRead<'a> {
     /// A whole, intact frame and the offset after it.
     Frame { payload: &'a [u8], next: usize },
-    /// The end of the data.
+    /// The end of the data (the end of the file, or only zeros up to it).
     End,
     /// An incomplete or damaged last frame, as a crash during its write leaves it.
     Torn(String),
@@ -139,22 +139,19 @@ pub enum FrameRead<'a> {
 /// Reads the frame starting at `offset` of `data` (the whole file).
 pub fn read_frame(data: &[u8], offset: usize) -> FrameRead<'_> {
     let rest = &data[offset.min(data.len())..];
-    if rest.is_empty() {
+    // Zeros to the end are log space allocated ahead of use (or what a crash leaves when the
+    // file's size was updated but its data was not): nothing was written there.
+    let zeros_to_end = |from: usize| rest.get(from..).unwrap_or(&[]).iter().all(|b| *b == 0);
+    if zeros_to_end(0) {
         return FrameRead::End;
     }
-    // Zeros to the end are what a crash leaves when the size was updated but the data was not.
-    let zeros_to_end = |from: usize| rest.get(from..).unwrap_or(&[]).iter().all(|b| *b == 0);
     if rest.len() < FRAME_HEADER {
         return FrameRead::Torn(format!("{} bytes of a frame header", rest.len()));
     }
     let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
     let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
     if len == 0 {
-        return if zeros_to_end(0) {
-            FrameRead::Torn("zeros where a frame should start".into())
-        } else {
-            FrameRead::Corrupt("a frame of length 0".into())
-        };
+        return FrameRead::Corrupt("a frame of length 0".into());
     }
     if len > rest.len() - FRAME_HEADER {
         return FrameRead::Torn(format!(
@@ -397,10 +394,54 @@ mod tests {
             read_frame(&last_damaged, first_len),
             FrameRead::Torn(_)
         ));
+        // Space allocated ahead: zeros after the last frame are the end of the log.
         let mut zero_tail = sample_frame();
         zero_tail.extend_from_slice(&[0; 100]);
         let first = sample_frame().len();
-        assert!(matches!(read_frame(&zero_tail, first), FrameRead::Torn(_)));
+        assert!(matches!(read_frame(&zero_tail, first), FrameRead::End));
+        // A frame whose data never reached the disk: its header, then zeros.
+        let mut header_only = sample_frame();
+        let len = header_only.len();
+        header_only[8..].iter_mut().for_each(|b| *b = 0);
+        assert!(matches!(read_frame(&header_only, 0), FrameRead::Torn(_)));
+        assert_eq!(header_only.len(), len);
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, reading frames and decoding them returns, without panicking.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let mut offset = 0;
+            while let FrameRead::Frame { payload, next } = read_frame(&data, offset) {
+                if let Ok(records) = decode_payload(payload) {
+                    for record in &records {
+                        if let Record::Push { families, .. } = record {
+                            for family in families {
+                                let _ = family_from_record(family);
+                            }
+                        }
+                    }
+                }
+                offset = next;
+            }
+        }
+
+        /// A valid frame with one byte changed is never read back as different records.
+        #[test]
+        fn a_changed_byte_is_always_noticed(position in 0usize..1000, flip in 1u8..=255) {
+            let frame = sample_frame();
+            let mut damaged = frame.clone();
+            let position = position % frame.len();
+            damaged[position] ^= flip;
+            match read_frame(&damaged, 0) {
+                FrameRead::Frame { payload, .. } => {
+                    // Only a change that keeps length and checksum intact could get here.
+                    proptest::prop_assert_eq!(payload, &frame[8..]);
+                }
+                FrameRead::End => proptest::prop_assert!(false, "a damaged frame read as the end"),
+                FrameRead::Torn(_) | FrameRead::Corrupt(_) => {}
+            }
+        }
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub mod format;
 pub mod upstream_file;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -263,6 +264,7 @@ pub(super) fn open(
         path: path.clone(),
         file: None,
         len: 0,
+        allocated: 0,
         state,
         shared: shared.clone(),
         interval: options.interval,
@@ -512,6 +514,10 @@ fn apply_record(
 
 /// Compact when the log has grown past this many bytes and twice the snapshot.
 const MIN_LOG_BYTES_FOR_COMPACTION: u64 = 64 << 20;
+/// Log space is allocated ahead in zero-filled chunks of this size. Writing into blocks that
+/// already belong to the file lets `fdatasync` skip the file-system journal (no size or
+/// extent change): about ten times faster per commit than appending on ext4.
+const PREALLOCATE_BYTES: u64 = 16 << 20;
 /// Groups go into snapshot frames of about this size.
 const SNAPSHOT_FRAME_BYTES: usize = 1 << 20;
 
@@ -520,8 +526,10 @@ struct Writer {
     path: PathBuf,
     /// Open for appending at `len`; `None` until the first snapshot is written.
     file: Option<File>,
-    /// Bytes of the file known to be good.
+    /// Bytes of the file known to be good: the log continues here.
     len: u64,
+    /// The file's size: zeros from `len` up to here are space allocated ahead.
+    allocated: u64,
     state: Arc<RwLock<State>>,
     shared: Arc<Shared>,
     interval: Duration,
@@ -543,15 +551,15 @@ impl Writer {
 
     /// Opens our intact file for appending at `len` (dropping a torn tail beyond it).
     fn reopen(&mut self, len: u64) -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).open(&self.path)?;
+        let file = OpenOptions::new().write(true).open(&self.path)?;
         let on_disk = file.metadata()?.len();
         if on_disk != len {
             file.set_len(len)?;
             file.sync_all()?;
         }
-        file.seek(SeekFrom::Start(len))?;
         self.file = Some(file);
         self.len = len;
+        self.allocated = len;
         self.snapshot_bytes = len;
         self.log_bytes = 0;
         self.needs_compaction = false;
@@ -615,8 +623,11 @@ impl Writer {
             let records: Vec<Record<'_>> = entries.iter().map(|e| op_record(&e.op)).collect();
             format::encode_frame(&records, &mut frame);
         }
-        let result = match self.file.as_mut() {
-            Some(file) => file.write_all(&frame).and_then(|()| file.sync_data()),
+        self.allocate_ahead(frame.len() as u64);
+        let result = match self.file.as_ref() {
+            Some(file) => file
+                .write_all_at(&frame, self.len)
+                .and_then(|()| file.sync_data()),
             None => Err(std::io::Error::other("the file is not open")),
         };
         match result {
@@ -628,12 +639,41 @@ impl Writer {
             }
             Err(error) => {
                 let error = self.io_error(error);
-                if let Some(file) = self.file.as_mut() {
+                if let Some(file) = self.file.as_ref() {
                     // Best effort; the next commit rewrites the whole file anyway.
                     let _ = file.set_len(self.len);
-                    let _ = file.seek(SeekFrom::Start(self.len));
                 }
+                self.allocated = self.len;
                 self.fail(entries, error);
+            }
+        }
+    }
+
+    /// Makes sure `needed` bytes after the log's end are allocated, zero-filled and durable.
+    /// If the disk cannot give that much, the space is given back and the frame is simply
+    /// appended (slower, but it may still fit).
+    fn allocate_ahead(&mut self, needed: u64) {
+        if self.len + needed <= self.allocated {
+            return;
+        }
+        let Some(file) = self.file.as_ref() else {
+            return;
+        };
+        let target = self.len + needed.max(PREALLOCATE_BYTES);
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = self.allocated.max(self.len);
+        let mut result = Ok(());
+        while at < target && result.is_ok() {
+            let chunk = (target - at).min(zeros.len() as u64) as usize;
+            result = file.write_all_at(&zeros[..chunk], at);
+            at += chunk as u64;
+        }
+        match result.and_then(|()| file.sync_all()) {
+            Ok(()) => self.allocated = target,
+            Err(error) => {
+                tracing::debug!(%error, "Could not allocate log space ahead; appending instead");
+                let _ = file.set_len(self.len);
+                self.allocated = self.len;
             }
         }
     }
@@ -680,6 +720,7 @@ impl Writer {
             Ok((file, len)) => {
                 self.file = Some(file);
                 self.len = len;
+                self.allocated = len;
                 self.snapshot_bytes = len;
                 self.log_bytes = 0;
                 self.last_compaction = Instant::now();
