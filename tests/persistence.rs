@@ -567,3 +567,33 @@ fn a_go_pushgateway_file_is_imported_with_everything_it_held() {
     );
     assert_eq!(lines_of_group(&scrape, "batch").len(), 6);
 }
+
+#[test]
+fn an_inconsistent_store_stays_inconsistent_across_a_restart_with_the_check_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let unchecked = Gateway::start(&[&file_flag(&path), "--push.disable-consistency-check"]);
+    assert_eq!(
+        unchecked
+            .put("/metrics/job/a", "# TYPE m counter\nm 1\n")
+            .status,
+        202
+    );
+    assert_eq!(
+        unchecked
+            .put("/metrics/job/b", "# TYPE m gauge\nm 1\n")
+            .status,
+        202
+    );
+    assert_eq!(unchecked.get("/metrics").status, 500);
+    unchecked.crash();
+
+    let checked = start(&path);
+    assert_eq!(checked.get("/metrics").status, 500);
+    let refused = checked.put("/metrics/job/c", "x 1\n");
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("inconsistent"), "{}", refused.body);
+    // Deleting the culprit heals it, as without persistence.
+    assert_eq!(checked.delete("/metrics/job/b").status, 202);
+    assert_eq!(checked.put("/metrics/job/c", "x 1\n").status, 200);
+}

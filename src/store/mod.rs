@@ -169,12 +169,6 @@ impl Store {
     pub fn open(options: StoreOptions, persistence: &PersistOptions) -> Result<Store, OpenError> {
         let state = Arc::new(RwLock::new(State::new(LabelHasher::random())));
         let journal = persist::open(persistence, state.clone(), &options)?;
-        {
-            let mut state = state.write();
-            if !options.consistency_check {
-                state.recheck_all(&options.reserved);
-            }
-        }
         let hasher = state.read().hasher();
         Ok(Store::with_state(options, state, hasher, Some(journal)))
     }

@@ -41,10 +41,13 @@ const FRAME_HEADER: usize = 8;
 /// One change, or one part of a snapshot.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Record<'a> {
-    /// First record of a file: the keys the label-set hashes in it were made with.
+    /// First record of a file: the keys the label-set hashes in it were made with, and
+    /// whether what follows may be inconsistent (written by a gateway running with
+    /// `--push.disable-consistency-check`, or already inconsistent), so a restart checks it.
     Header {
         hash_keys: (u64, u64),
         written_at: f64,
+        unchecked: bool,
     },
     /// A group's whole contents (snapshot).
     #[serde(borrow)]

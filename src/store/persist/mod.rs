@@ -232,6 +232,7 @@ pub(super) fn open(
             Loaded {
                 state: Some(imported),
                 append_at: None,
+                unchecked: false,
             }
         }
         Ok(_) => {
@@ -248,14 +249,22 @@ pub(super) fn open(
             })
         }
     };
+    let unchecked_mode = !store_options.consistency_check;
     let groups;
     {
         let mut current = state.write();
         if let Some(loaded_state) = loaded.state {
             *current = loaded_state;
         }
+        if unchecked_mode || loaded.unchecked {
+            current.recheck_all(&store_options.reserved);
+        }
         groups = current.group_count();
     }
+    // A file about to receive unchecked pushes must say so in its header: rewrite it first.
+    let append_at = loaded
+        .append_at
+        .filter(|_| loaded.unchecked || !unchecked_mode);
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         wake: Condvar::new(),
@@ -268,13 +277,14 @@ pub(super) fn open(
         state,
         shared: shared.clone(),
         interval: options.interval,
+        unchecked_mode,
         last_compaction: Instant::now(),
         changed_since_compaction: false,
         log_bytes: 0,
         snapshot_bytes: 0,
         needs_compaction: true,
     };
-    match loaded.append_at {
+    match append_at {
         Some(len) => writer.reopen(len).map_err(|error| OpenError::Write {
             path: shown.clone(),
             message: error.to_string(),
@@ -358,6 +368,8 @@ fn import_upstream(groups: Vec<UpstreamGroup>, options: &StoreOptions) -> State 
 struct Loaded {
     state: Option<State>,
     append_at: Option<u64>,
+    /// The file may hold pushes applied without the consistency check.
+    unchecked: bool,
 }
 
 impl Loaded {
@@ -365,6 +377,7 @@ impl Loaded {
         Loaded {
             state: None,
             append_at: None,
+            unchecked: false,
         }
     }
 }
@@ -391,6 +404,7 @@ fn replay(data: &[u8], options: &PersistOptions) -> Result<Loaded, OpenError> {
     };
     let mut state: Option<State> = None;
     let mut snapshot_complete = false;
+    let mut unchecked = false;
     let mut offset = format::MAGIC.len();
     let mut damage: Option<(usize, String)> = None;
     loop {
@@ -401,6 +415,12 @@ fn replay(data: &[u8], options: &PersistOptions) -> Result<Loaded, OpenError> {
                     .map_err(|error| error.to_string())
                     .and_then(|records| {
                         for record in records {
+                            if let Record::Header {
+                                unchecked: true, ..
+                            } = record
+                            {
+                                unchecked = true;
+                            }
                             apply_record(&mut state, &mut snapshot_complete, record)?;
                         }
                         Ok(())
@@ -422,6 +442,7 @@ fn replay(data: &[u8], options: &PersistOptions) -> Result<Loaded, OpenError> {
                 return Ok(Loaded {
                     state,
                     append_at: Some(offset as u64),
+                    unchecked,
                 });
             }
             FrameRead::Torn(reason) | FrameRead::Corrupt(reason) => {
@@ -437,6 +458,7 @@ fn replay(data: &[u8], options: &PersistOptions) -> Result<Loaded, OpenError> {
         None => Ok(Loaded {
             state,
             append_at: Some(offset as u64),
+            unchecked,
         }),
         Some((offset, reason)) if options.start_from_readable => {
             let aside = copy_aside(&options.path, "corrupt")?;
@@ -450,6 +472,7 @@ fn replay(data: &[u8], options: &PersistOptions) -> Result<Loaded, OpenError> {
             Ok(Loaded {
                 state,
                 append_at: None,
+                unchecked,
             })
         }
         Some((offset, reason)) => Err(corrupt(offset, reason)),
@@ -533,6 +556,8 @@ struct Writer {
     state: Arc<RwLock<State>>,
     shared: Arc<Shared>,
     interval: Duration,
+    /// Pushes are applied without the consistency check (`--push.disable-consistency-check`).
+    unchecked_mode: bool,
     last_compaction: Instant,
     changed_since_compaction: bool,
     log_bytes: u64,
@@ -680,12 +705,18 @@ impl Writer {
 
     /// Writes the whole state (including what is queued now) as a fresh file.
     fn compact(&mut self) {
-        let (entries, groups, hasher) = {
+        let (entries, groups, hasher, unchecked) = {
             let state = self.state.read();
             let entries = std::mem::take(&mut self.shared.queue.lock().entries);
-            (entries, state.all_group_contents(), state.hasher())
+            let unchecked = self.unchecked_mode || state.inconsistency().is_some();
+            (
+                entries,
+                state.all_group_contents(),
+                state.hasher(),
+                unchecked,
+            )
         };
-        match self.write_snapshot_of(&groups, hasher) {
+        match self.write_snapshot_of(&groups, hasher, unchecked) {
             Ok(()) => answer(entries, Ok(())),
             Err(error) => {
                 let error = self.io_error(error);
@@ -696,26 +727,29 @@ impl Writer {
 
     /// Writes the current state as a fresh file (at start-up).
     fn compact_now(&mut self) -> std::io::Result<()> {
-        let (groups, hasher) = {
+        let (groups, hasher, unchecked) = {
             let state = self.state.read();
-            (state.all_group_contents(), state.hasher())
+            let unchecked = self.unchecked_mode || state.inconsistency().is_some();
+            (state.all_group_contents(), state.hasher(), unchecked)
         };
-        self.write_snapshot_of(&groups, hasher)
+        self.write_snapshot_of(&groups, hasher, unchecked)
     }
 
     fn write_snapshot_of(
         &mut self,
         groups: &[(GroupingKey, GroupContents)],
         hasher: LabelHasher,
+        unchecked: bool,
     ) -> std::io::Result<()> {
         let mut temporary = self.path.as_os_str().to_owned();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
-        let written = write_snapshot_file(&temporary, groups, hasher).and_then(|(file, len)| {
-            fs::rename(&temporary, &self.path)?;
-            sync_directory(&self.path)?;
-            Ok((file, len))
-        });
+        let written =
+            write_snapshot_file(&temporary, groups, hasher, unchecked).and_then(|(file, len)| {
+                fs::rename(&temporary, &self.path)?;
+                sync_directory(&self.path)?;
+                Ok((file, len))
+            });
         match written {
             Ok((file, len)) => {
                 self.file = Some(file);
@@ -801,6 +835,7 @@ fn write_snapshot_file(
     path: &Path,
     groups: &[(GroupingKey, GroupContents)],
     hasher: LabelHasher,
+    unchecked: bool,
 ) -> std::io::Result<(File, u64)> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -813,6 +848,7 @@ fn write_snapshot_file(
         &[Record::Header {
             hash_keys: hasher.keys,
             written_at: unix_now(),
+            unchecked,
         }],
         &mut buffer,
     );
