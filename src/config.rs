@@ -68,6 +68,23 @@ pub struct Flags {
     #[arg(long = "push.enable-utf8-names", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
     pub enable_utf8_names: bool,
 
+    /// Most groups stored; a push creating one more is refused (429). 0: unlimited.
+    #[arg(long = "push.max-groups", default_value_t = 0)]
+    pub max_groups: usize,
+
+    /// Most pushed series stored in total (the push-time gauges not counted); a push going
+    /// over is refused (429). 0: unlimited.
+    #[arg(long = "push.max-series", default_value_t = 0)]
+    pub max_series: usize,
+
+    /// Most series in one push (413 beyond). 0: unlimited.
+    #[arg(long = "push.max-series-per-push", default_value_t = 0)]
+    pub max_series_per_push: usize,
+
+    /// Longest label name or value in a push, in bytes (400 beyond). 0: unlimited.
+    #[arg(long = "push.max-label-length", default_value_t = 0)]
+    pub max_label_length: usize,
+
     /// Largest request body accepted, in bytes, after decompression (413 beyond it).
     #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -118,6 +135,13 @@ impl Flags {
             ),
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
             ("push.max-body-bytes", self.max_body_bytes.to_string()),
+            ("push.max-groups", self.max_groups.to_string()),
+            ("push.max-series", self.max_series.to_string()),
+            (
+                "push.max-series-per-push",
+                self.max_series_per_push.to_string(),
+            ),
+            ("push.max-label-length", self.max_label_length.to_string()),
             ("log.level", self.log_level.clone()),
             ("log.format", self.log_format.clone()),
         ]

@@ -9,7 +9,7 @@ use pushgateway::http::api_v1::ApiInfo;
 use pushgateway::http::tls::TlsSource;
 use pushgateway::http::{self, AppState, Shutdown};
 use pushgateway::store::persist::PersistOptions;
-use pushgateway::store::{Store, StoreOptions};
+use pushgateway::store::{Limits, Store, StoreOptions};
 use pushgateway::telemetry::{self, Telemetry};
 use pushgateway::web_config::WebConfigFile;
 
@@ -50,6 +50,12 @@ async fn run(flags: Flags) -> Result<(), String> {
             NameRules::Utf8
         } else {
             NameRules::Legacy
+        },
+        limits: Limits {
+            max_groups: flags.max_groups,
+            max_series: flags.max_series,
+            max_series_per_push: flags.max_series_per_push,
+            max_label_length: flags.max_label_length,
         },
     };
     let store = if flags.persistence_file.is_empty() {

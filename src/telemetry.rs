@@ -15,17 +15,31 @@ use parking_lot::Mutex;
 use crate::exposition::model::{
     Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
 };
-use crate::store::{unix_now, ReservedFamily};
+use crate::store::{unix_now, ReservedFamily, StoreStats};
 
 const BUILD_INFO: &str = "pushgateway_build_info";
 const REQUESTS: &str = "pushgateway_http_requests_total";
 const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
 const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
+const REJECTED: &str = "pushgateway_push_rejected_total";
+const GROUPS: &str = "pushgateway_groups";
+const SERIES: &str = "pushgateway_series";
+const PERSIST_SUCCESS: &str = "pushgateway_persistence_last_success_timestamp_seconds";
+const PERSIST_FAILURES: &str = "pushgateway_persistence_failures_total";
 
 const BUILD_INFO_HELP: &str = "A metric with a constant '1' value labeled by version, revision, branch, goversion from which pushgateway was built, and the goos and goarch for the build.";
 const REQUESTS_HELP: &str = "Total HTTP requests processed by the Pushgateway, excluding scrapes.";
 const PUSH_DURATION_HELP: &str = "HTTP request duration for pushes to the Pushgateway.";
 const PUSH_SIZE_HELP: &str = "HTTP request size for pushes to the Pushgateway.";
+const REJECTED_HELP: &str =
+    "Pushes and deletes refused with an error, by reason (a validation failure, a limit, a persistence failure).";
+const GROUPS_HELP: &str = "Groups stored.";
+const SERIES_HELP: &str =
+    "Pushed series stored, not counting the push_time_seconds and push_failure_time_seconds of each group.";
+const PERSIST_SUCCESS_HELP: &str =
+    "Unix time of the last successful write to the persistence file (only with --persistence.file).";
+const PERSIST_FAILURES_HELP: &str =
+    "Writes to the persistence file that failed (only with --persistence.file).";
 
 /// How many recent observations each summary keeps for its quantiles.
 const SUMMARY_WINDOW: usize = 1024;
@@ -54,6 +68,19 @@ pub fn reserved_families() -> Vec<ReservedFamily> {
             name: PUSH_SIZE,
             kind: MetricKind::Summary,
             help: PUSH_SIZE_HELP,
+        },
+        ReservedFamily {
+            name: REJECTED,
+            kind: MetricKind::Counter,
+            help: REJECTED_HELP,
+        },
+        gauge(GROUPS, GROUPS_HELP),
+        gauge(SERIES, SERIES_HELP),
+        gauge(PERSIST_SUCCESS, PERSIST_SUCCESS_HELP),
+        ReservedFamily {
+            name: PERSIST_FAILURES,
+            kind: MetricKind::Counter,
+            help: PERSIST_FAILURES_HELP,
         },
         ReservedFamily {
             name: "process_cpu_seconds_total",
@@ -94,6 +121,8 @@ struct Counters {
     durations: BTreeMap<String, Window>,
     /// method → summary of push body sizes in bytes.
     sizes: BTreeMap<String, Window>,
+    /// reason → refused pushes and deletes.
+    rejected: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -147,6 +176,11 @@ impl Telemetry {
             .or_insert(0) += 1;
     }
 
+    /// Counts a refused push or delete under `reason`.
+    pub fn count_rejection(&self, reason: &'static str) {
+        *self.inner.lock().rejected.entry(reason).or_insert(0) += 1;
+    }
+
     /// Records the duration and body size of a push (`method` is `put` or `post`).
     pub fn observe_push(&self, method: &str, seconds: f64, size_bytes: usize) {
         let method = method.to_ascii_lowercase();
@@ -163,8 +197,8 @@ impl Telemetry {
             .observe(size_bytes as f64);
     }
 
-    /// Every own family with its current values, sorted by name.
-    pub fn collect(&self) -> Vec<MetricFamily> {
+    /// Every own family with its current values (and the store's figures), sorted by name.
+    pub fn collect(&self, stats: &StoreStats) -> Vec<MetricFamily> {
         let mut families = Vec::with_capacity(10);
         let reserved = reserved_families();
         let help = |name: &str| {
@@ -222,6 +256,38 @@ impl Telemetry {
                 PUSH_SIZE,
                 MetricKind::Summary,
                 summaries(&counters.sizes),
+            ));
+            let rejected = counters
+                .rejected
+                .iter()
+                .map(|(reason, count)| {
+                    plain(
+                        vec![Label::new("reason", *reason)],
+                        MetricValue::counter(*count as f64),
+                    )
+                })
+                .collect();
+            families.push(family(REJECTED, MetricKind::Counter, rejected));
+        }
+        let gauge = |value: usize| vec![plain(Vec::new(), MetricValue::Gauge(value as f64))];
+        families.push(family(GROUPS, MetricKind::Gauge, gauge(stats.groups)));
+        families.push(family(SERIES, MetricKind::Gauge, gauge(stats.series)));
+        if let Some(persistence) = &stats.persistence {
+            families.push(family(
+                PERSIST_SUCCESS,
+                MetricKind::Gauge,
+                vec![plain(
+                    Vec::new(),
+                    MetricValue::Gauge(persistence.last_success),
+                )],
+            ));
+            families.push(family(
+                PERSIST_FAILURES,
+                MetricKind::Counter,
+                vec![plain(
+                    Vec::new(),
+                    MetricValue::counter(persistence.failures as f64),
+                )],
             ));
         }
         families.extend(process_families().into_iter().map(|(name, kind, value)| {
@@ -337,7 +403,12 @@ mod tests {
         telemetry.count_request("push", "PUT", 200);
         telemetry.count_request("push", "PUT", 200);
         telemetry.observe_push("PUT", 0.5, 100);
-        let families = telemetry.collect();
+        telemetry.count_rejection("timestamp");
+        let families = telemetry.collect(&StoreStats {
+            groups: 3,
+            series: 7,
+            persistence: None,
+        });
         let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
         let mut sorted = names.clone();
         sorted.sort();
@@ -354,6 +425,15 @@ mod tests {
         assert_eq!(requests.metrics.len(), 1);
         assert_eq!(requests.metrics[0].value, MetricValue::counter(2.0));
         assert!(names.contains(&"process_resident_memory_bytes"));
+        let value = |name: &str| {
+            families.iter().find(|f| f.name == name).unwrap().metrics[0]
+                .value
+                .simple_value()
+        };
+        assert_eq!(value(GROUPS), Some(3.0));
+        assert_eq!(value(SERIES), Some(7.0));
+        assert_eq!(value(REJECTED), Some(1.0));
+        assert!(!names.contains(&PERSIST_FAILURES));
     }
 
     #[test]

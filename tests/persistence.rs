@@ -380,7 +380,30 @@ fn a_full_disk_refuses_pushes_without_changing_anything_and_recovers() {
         before,
         "a refused push changed the store"
     );
-    // The next change rewrites the file as a snapshot, which fits: the gateway recovers.
+    // Readiness tells: persisting failed. The writer retries with a fresh snapshot (which
+    // fits) after half a second, and the gateway is ready again by itself.
+    let not_ready = gateway.get("/-/ready");
+    assert_eq!(not_ready.status, 503);
+    assert!(
+        not_ready.body.contains("persistence is failing"),
+        "{}",
+        not_ready.body
+    );
+    assert_eq!(gateway.get("/-/healthy").status, 200);
+    let scrape = gateway.scrape();
+    assert_eq!(
+        samples(&scrape, "pushgateway_persistence_failures_total"),
+        vec!["pushgateway_persistence_failures_total 1"]
+    );
+    assert!(scrape.contains("pushgateway_push_rejected_total{reason=\"persistence_failed\"} 1\n"));
+    let started = Instant::now();
+    while gateway.get("/-/ready").status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not ready again after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(gateway.put("/metrics/job/b", &body(2)).status, 200);
     assert_eq!(
         lines_of_group(&gateway.scrape(), "b"),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::exposition::protobuf::ProtobufError;
 use crate::exposition::text_parse::TextParseError;
 use crate::grouping::GroupingError;
-use crate::store::{PersistError, PushError, ValidationError};
+use crate::store::{LimitError, PersistError, PushError, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -49,6 +49,8 @@ pub enum ApiError {
     Inconsistent(String),
     #[error("{0}")]
     NotDurable(#[from] PersistError),
+    #[error("{0}")]
+    OverLimit(#[from] LimitError),
 }
 
 impl From<PushError> for ApiError {
@@ -56,11 +58,33 @@ impl From<PushError> for ApiError {
         match error {
             PushError::Rejected(error) => ApiError::Rejected(error),
             PushError::NotDurable(error) => ApiError::NotDurable(error),
+            PushError::OverLimit(error) => ApiError::OverLimit(error),
         }
     }
 }
 
 impl ApiError {
+    /// The `reason` label of `pushgateway_push_rejected_total` for a refused push or delete;
+    /// `None` for answers that are not a refusal of one (wrong path or method).
+    pub fn rejection_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            ApiError::Rejected(error) => error.reason(),
+            ApiError::OverLimit(error) => error.reason(),
+            ApiError::BadPath(_) | ApiError::PathNotUtf8 => "invalid_path",
+            ApiError::Parse(_) | ApiError::Protobuf(_) => "invalid_body",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::BodyRead(_) | ApiError::BadCompression { .. } => "unreadable_body",
+            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
+                "unsupported_format"
+            }
+            ApiError::NotDurable(_) => "persistence_failed",
+            ApiError::Inconsistent(_) => "store_inconsistent",
+            ApiError::NotFound
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::LifecycleDisabled => return None,
+        })
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadPath(_)
@@ -80,6 +104,12 @@ impl ApiError {
             ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // The disk is full or failing: a retry later may well succeed.
             ApiError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OverLimit(LimitError::SeriesPerPush { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::OverLimit(LimitError::LabelLength { .. }) => StatusCode::BAD_REQUEST,
+            // The store is full: room may come back as groups are deleted or expire.
+            ApiError::OverLimit(LimitError::Groups { .. } | LimitError::Series { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 }

@@ -12,9 +12,19 @@ pub async fn healthy(State(app): State<AppState>, method: Method) -> Response {
     (StatusCode::OK, "OK").into_response()
 }
 
+/// 200 while the gateway can take pushes; 503 with the reason while persisting fails or
+/// unchecked pushes have left the store inconsistent (upstream stays green then).
 pub async fn ready(State(app): State<AppState>, method: Method) -> Response {
-    app.telemetry.count_request("ready", method.as_str(), 200);
-    (StatusCode::OK, "OK").into_response()
+    let (status, body) = match app.store.unready_reason() {
+        None => (StatusCode::OK, "OK".to_string()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Not ready: {reason}\n"),
+        ),
+    };
+    app.telemetry
+        .count_request("ready", method.as_str(), status.as_u16());
+    (status, body).into_response()
 }
 
 /// `PUT`/`POST /-/quit`: starts a graceful shutdown when `--web.enable-lifecycle` is given.

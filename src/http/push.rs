@@ -42,6 +42,9 @@ pub async fn handle(
             if error.status().is_client_error() {
                 tracing::debug!(%method, path = uri.path(), error = %error, "Push refused");
             }
+            if let Some(reason) = error.rejection_reason() {
+                app.telemetry.count_rejection(reason);
+            }
             error.into_response()
         }
     };

@@ -28,7 +28,7 @@ use crate::exposition::names::NameRules;
 use crate::exposition::negotiate::negotiate_scrape;
 
 pub async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let own = app.telemetry.collect();
+    let own = app.telemetry.collect(&app.store.stats());
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let negotiated = negotiate_scrape(accept);
     let format = negotiated.format;

@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
-use crate::exposition::model::{MetricFamily, MetricKind};
+use crate::exposition::model::{Label, MetricFamily, MetricKind};
 use crate::exposition::names::{EscapingScheme, NameRules};
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::grouping::GroupingKey;
@@ -30,7 +30,17 @@ use member::LabelHasher;
 use persist::{Journal, Op, OpenError, PersistOptions, Ticket, Undo};
 use state::{Chunks, State};
 
-pub use persist::PersistError;
+pub use persist::{PersistError, PersistHealth};
+
+/// Figures about the store for the gateway's own metrics and readiness.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    pub groups: usize,
+    /// Pushed series stored in total (not the two time gauges per group).
+    pub series: usize,
+    /// `None` when the store keeps everything in memory only.
+    pub persistence: Option<PersistHealth>,
+}
 
 pub use state::{GroupSnapshot, StoredFamily};
 
@@ -52,6 +62,84 @@ pub struct StoreOptions {
     pub reserved: Vec<ReservedFamily>,
     /// Which metric and label names a push may use (`--push.enable-utf8-names`).
     pub names: NameRules,
+    /// Opt-in limits on what pushes may store.
+    pub limits: Limits,
+}
+
+/// Limits on what pushes may store; 0 means unlimited (the default, as upstream).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `--push.max-groups`
+    pub max_groups: usize,
+    /// `--push.max-series`: pushed series stored in total (not the two time gauges).
+    pub max_series: usize,
+    /// `--push.max-series-per-push`
+    pub max_series_per_push: usize,
+    /// `--push.max-label-length`: bytes of a label name or value.
+    pub max_label_length: usize,
+}
+
+/// A push over one of the [`Limits`]; nothing stored changes, not even the failure time.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LimitError {
+    #[error("the gateway already holds its limit of {limit} groups (--push.max-groups); delete groups or raise the limit")]
+    Groups { limit: usize },
+    #[error("the push would bring the stored series to {would_be}, over the limit of {limit} (--push.max-series); delete groups or raise the limit")]
+    Series { limit: usize, would_be: usize },
+    #[error("the push holds {pushed} series, over the limit of {limit} per push (--push.max-series-per-push)")]
+    SeriesPerPush { limit: usize, pushed: usize },
+    #[error("a label name or value {place} is {length} bytes long, over the limit of {limit} bytes (--push.max-label-length)")]
+    LabelLength {
+        limit: usize,
+        length: usize,
+        place: String,
+    },
+}
+
+impl LimitError {
+    /// The `reason` label of `pushgateway_push_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LimitError::Groups { .. } => "max_groups",
+            LimitError::Series { .. } => "max_series",
+            LimitError::SeriesPerPush { .. } => "max_series_per_push",
+            LimitError::LabelLength { .. } => "max_label_length",
+        }
+    }
+}
+
+impl Limits {
+    /// The checks that depend only on the push (its size and label lengths).
+    fn check_push(&self, key: &GroupingKey, families: &[MetricFamily]) -> Result<(), LimitError> {
+        if self.max_series_per_push > 0 {
+            let pushed: usize = families.iter().map(|f| f.metrics.len()).sum();
+            if pushed > self.max_series_per_push {
+                return Err(LimitError::SeriesPerPush {
+                    limit: self.max_series_per_push,
+                    pushed,
+                });
+            }
+        }
+        let limit = self.max_label_length;
+        if limit > 0 {
+            let too_long = |label: &Label| label.name.len().max(label.value.len()) > limit;
+            let error = |label: &Label, place: String| LimitError::LabelLength {
+                limit,
+                length: label.name.len().max(label.value.len()),
+                place,
+            };
+            if let Some(label) = key.labels().iter().find(|l| too_long(l)) {
+                return Err(error(label, "in the grouping key".into()));
+            }
+            for family in families {
+                let labels = family.metrics.iter().flat_map(|m| m.labels.iter());
+                if let Some(label) = labels.into_iter().find(|l| too_long(l)) {
+                    return Err(error(label, format!("in metric family {:?}", family.name)));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// PUT replaces the whole group; POST replaces only the families it names.
@@ -102,6 +190,25 @@ pub enum ValidationError {
     StoreInconsistent(String),
 }
 
+impl ValidationError {
+    /// The `reason` label of `pushgateway_push_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ValidationError::Timestamp { .. } => "timestamp",
+            ValidationError::InvalidName(_) => "invalid_metric_name",
+            ValidationError::InvalidLabelName { .. } => "invalid_label_name",
+            ValidationError::ValueMismatch { .. } => "value_mismatch",
+            ValidationError::ReservedLabel { .. } => "reserved_label",
+            ValidationError::DuplicateLabel { .. } => "duplicate_label",
+            ValidationError::DuplicateInPush { .. } => "duplicate_in_push",
+            ValidationError::DuplicateAcrossGroups { .. } => "duplicate_across_groups",
+            ValidationError::TypeClash { .. } => "type_clash",
+            ValidationError::SuffixCollision { .. } => "suffix_collision",
+            ValidationError::StoreInconsistent(_) => "store_inconsistent",
+        }
+    }
+}
+
 /// Why a push failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PushError {
@@ -111,6 +218,9 @@ pub enum PushError {
     /// Valid, but could not be made durable, so it was not applied.
     #[error(transparent)]
     NotDurable(#[from] PersistError),
+    /// Over a limit; nothing changed.
+    #[error(transparent)]
+    OverLimit(#[from] LimitError),
 }
 
 /// What a push to a store did.
@@ -225,7 +335,7 @@ impl Store {
     ) -> Result<PushOutcome, PushError> {
         let (result, ticket) = self.apply_push(key, families, mode);
         durable(ticket).await?;
-        Ok(result?)
+        result
     }
 
     fn apply_push(
@@ -233,8 +343,11 @@ impl Store {
         key: GroupingKey,
         families: Vec<MetricFamily>,
         mode: PushMode,
-    ) -> (Result<PushOutcome, ValidationError>, Option<Ticket>) {
+    ) -> (Result<PushOutcome, PushError>, Option<Ticket>) {
         let options = &self.shared.options;
+        if let Err(error) = options.limits.check_push(&key, &families) {
+            return (Err(error.into()), None);
+        }
         let now = unix_now();
         let prepared =
             prepare::prepare_push(&key, families, &self.shared.hasher, now, options.names);
@@ -254,11 +367,14 @@ impl Store {
             state.record_failure(&key, now);
             // A failure time is not worth waiting for: the answer is the refusal anyway.
             self.log(|| Op::Failure { key, time: now }, undo, false);
-            return (Err(error), None);
+            return (Err(error.into()), None);
         }
         let Ok(prepared) = prepared else {
             unreachable!("refused above")
         };
+        if let Err(error) = self.check_store_limits(&state, &key, &prepared, mode) {
+            return (Err(error.into()), None);
+        }
         let unchecked_problem = (!options.consistency_check)
             .then(|| state.check(&key, &prepared, mode, &options.reserved).err())
             .flatten();
@@ -286,6 +402,39 @@ impl Store {
             true,
         );
         (Ok(outcome), ticket)
+    }
+
+    /// The limits on what the whole store holds, from running counts (cost: the push's own
+    /// families).
+    fn check_store_limits(
+        &self,
+        state: &State,
+        key: &GroupingKey,
+        prepared: &[prepare::PreparedFamily],
+        mode: PushMode,
+    ) -> Result<(), LimitError> {
+        let limits = &self.shared.options.limits;
+        if limits.max_groups > 0
+            && !state.has_group(key)
+            && state.group_count() >= limits.max_groups
+        {
+            return Err(LimitError::Groups {
+                limit: limits.max_groups,
+            });
+        }
+        if limits.max_series > 0 {
+            let pushed: usize = prepared.iter().map(|p| p.member.hashes.len()).sum();
+            let names: Vec<&str> = prepared.iter().map(|p| &*p.name).collect();
+            let replaced = state.series_replaced(key, &names, mode);
+            let would_be = state.series_count() - replaced + pushed;
+            if would_be > limits.max_series && pushed > replaced {
+                return Err(LimitError::Series {
+                    limit: limits.max_series,
+                    would_be,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Removes a group (a group that does not exist is not an error), and returns once that
@@ -373,6 +522,34 @@ impl Store {
         self.shared.state.read().all_group_snapshots()
     }
 
+    /// Counts for the gateway's own metrics (cheap: running counts).
+    pub fn stats(&self) -> StoreStats {
+        let (groups, series) = {
+            let state = self.shared.state.read();
+            (state.group_count(), state.series_count())
+        };
+        StoreStats {
+            groups,
+            series,
+            persistence: self.shared.journal.as_ref().map(Journal::health),
+        }
+    }
+
+    /// Why the store cannot take changes right now, if it cannot: persisting is failing, or
+    /// unchecked pushes left it inconsistent.
+    pub fn unready_reason(&self) -> Option<String> {
+        if let Some(failing) = self
+            .shared
+            .journal
+            .as_ref()
+            .and_then(|journal| journal.health().failing)
+        {
+            return Some(format!("persistence is failing: {failing}"));
+        }
+        self.inconsistency()
+            .map(|problem| format!("the stored metrics are inconsistent: {problem}"))
+    }
+
     /// Whether unchecked pushes have left the store inconsistent, and why.
     pub fn inconsistency(&self) -> Option<String> {
         self.shared.state.read().inconsistency().map(str::to_string)
@@ -399,6 +576,7 @@ mod tests {
                 help: "Own.",
             }],
             names: NameRules::Legacy,
+            limits: Limits::default(),
         })
     }
 
@@ -416,6 +594,7 @@ mod tests {
             match error {
                 PushError::Rejected(error) => error,
                 PushError::NotDurable(error) => panic!("memory-only store: {error}"),
+                PushError::OverLimit(error) => panic!("no limits set: {error}"),
             }
         })
     }
@@ -537,6 +716,77 @@ mod tests {
             .map(|f| f.family.name.clone())
             .collect();
         assert_eq!(names, vec!["o"]);
+    }
+
+    #[test]
+    fn limits_refuse_without_changing_anything_and_series_are_counted() {
+        let s = Store::new(StoreOptions {
+            consistency_check: true,
+            reserved: Vec::new(),
+            names: NameRules::Legacy,
+            limits: Limits {
+                max_groups: 2,
+                max_series: 5,
+                max_series_per_push: 4,
+                max_label_length: 8,
+            },
+        });
+        let try_push = |job: &str, body: &str, mode| {
+            block(s.push(
+                key(&[("job", job)]),
+                parse_text(body.as_bytes()).unwrap(),
+                mode,
+            ))
+        };
+        try_push("a", "m{x=\"1\"} 1\nm{x=\"2\"} 1\nn 1\n", PushMode::Replace).unwrap();
+        assert_eq!((s.stats().groups, s.stats().series), (1, 3));
+        let before = text(&s);
+        let refused = |result: Result<PushOutcome, PushError>, reason: &str| match result {
+            Err(PushError::OverLimit(error)) => assert_eq!(error.reason(), reason),
+            other => panic!("expected {reason}, got {other:?}"),
+        };
+        refused(
+            try_push("b", "o 1\no{y=\"a\"} 1\no{y=\"b\"} 1\n", PushMode::Replace),
+            "max_series",
+        );
+        refused(
+            try_push(
+                "b",
+                "p 1\np{y=\"a\"} 1\np{y=\"b\"} 1\np{y=\"c\"} 1\np{y=\"d\"} 1\n",
+                PushMode::Replace,
+            ),
+            "max_series_per_push",
+        );
+        refused(
+            try_push("b", "q{y=\"123456789\"} 1\n", PushMode::Replace),
+            "max_label_length",
+        );
+        refused(
+            try_push("toolongjobname", "q 1\n", PushMode::Replace),
+            "max_label_length",
+        );
+        // Replacing a's 3 series by 4 is within the limit of 5 stored.
+        try_push(
+            "a",
+            "m{x=\"1\"} 1\nm{x=\"2\"} 1\nm{x=\"3\"} 1\nm{x=\"4\"} 1\n",
+            PushMode::Replace,
+        )
+        .unwrap();
+        assert_eq!(s.stats().series, 4);
+        try_push("b", "o 1\n", PushMode::Replace).unwrap();
+        refused(try_push("c", "o 1\n", PushMode::Replace), "max_groups");
+        // POST replaces only the named family: 4 of m replaced by 1 leaves 2 series in all.
+        try_push("a", "m 2\n", PushMode::Merge).unwrap();
+        assert_eq!(s.stats().series, 2);
+        assert!(
+            !text(&s).contains("job=\"c\""),
+            "a refused push created a group"
+        );
+        assert_ne!(before, text(&s));
+        block(s.delete(&key(&[("job", "a")]))).unwrap();
+        assert_eq!((s.stats().groups, s.stats().series), (1, 1));
+        block(s.wipe()).unwrap();
+        assert_eq!((s.stats().groups, s.stats().series), (0, 0));
     }
 
     #[test]

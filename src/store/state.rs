@@ -91,6 +91,8 @@ pub(super) struct State {
     names: BTreeMap<Arc<str>, NameEntry>,
     shapes: HashMap<Vec<String>, usize>,
     inconsistent: Option<String>,
+    /// Pushed series stored in total (members' series; the time gauges keep no hashes).
+    series: usize,
     /// The store's label-set hasher (the same keys as the pushes were prepared with).
     hasher: LabelHasher,
 }
@@ -197,6 +199,7 @@ impl State {
             names: BTreeMap::new(),
             shapes: HashMap::new(),
             inconsistent: None,
+            series: 0,
             hasher,
         }
     }
@@ -369,9 +372,12 @@ impl State {
     }
 
     fn insert_member(&mut self, name: &Arc<str>, key: &GroupingKey, member: Member) {
+        self.series += member.hashes.len();
         match self.names.get_mut(&**name) {
             Some(entry) => {
-                entry.members.insert(key.clone(), member);
+                if let Some(old) = entry.members.insert(key.clone(), member) {
+                    self.series -= old.hashes.len();
+                }
             }
             None => {
                 let mut members = BTreeMap::new();
@@ -408,7 +414,9 @@ impl State {
 
     fn remove_member(&mut self, name: &str, key: &GroupingKey) {
         if let Some(entry) = self.names.get_mut(name) {
-            entry.members.remove(key);
+            if let Some(old) = entry.members.remove(key) {
+                self.series -= old.hashes.len();
+            }
             if entry.members.is_empty() {
                 self.names.remove(name);
             }
@@ -639,6 +647,34 @@ impl State {
 
     pub(super) fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    pub(super) fn has_group(&self, key: &GroupingKey) -> bool {
+        self.groups.contains_key(key)
+    }
+
+    /// Pushed series stored in total.
+    pub(super) fn series_count(&self) -> usize {
+        self.series
+    }
+
+    /// How many stored series of group `key` a push of families `names` would replace.
+    pub(super) fn series_replaced(
+        &self,
+        key: &GroupingKey,
+        names: &[&str],
+        mode: PushMode,
+    ) -> usize {
+        let Some(group) = self.groups.get(key) else {
+            return 0;
+        };
+        group
+            .families
+            .iter()
+            .filter(|name| mode == PushMode::Replace || names.contains(&&***name))
+            .filter_map(|name| self.names.get(&**name)?.members.get(key))
+            .map(|member| member.hashes.len())
+            .sum()
     }
 
     pub(super) fn hasher(&self) -> LabelHasher {

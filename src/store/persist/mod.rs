@@ -158,6 +158,18 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    health: Mutex<PersistHealth>,
+}
+
+/// How persisting is going, for readiness and the gateway's own metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersistHealth {
+    /// Unix seconds of the last successful write (commit or compaction).
+    pub last_success: f64,
+    /// Failed writes since start.
+    pub failures: u64,
+    /// The last write failed, and why; cleared by the next success.
+    pub failing: Option<String>,
 }
 
 /// The store's side of persistence: queue changes, close at shutdown.
@@ -189,6 +201,10 @@ impl Journal {
         drop(queue);
         self.shared.wake.notify_one();
         ticket
+    }
+
+    pub(super) fn health(&self) -> PersistHealth {
+        self.shared.health.lock().clone()
     }
 
     /// Writes what is queued, compacts, and stops the writer.
@@ -268,6 +284,10 @@ pub(super) fn open(
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         wake: Condvar::new(),
+        health: Mutex::new(PersistHealth {
+            last_success: unix_now(),
+            ..PersistHealth::default()
+        }),
     });
     let mut writer = Writer {
         path: path.clone(),
@@ -283,6 +303,8 @@ pub(super) fn open(
         log_bytes: 0,
         snapshot_bytes: 0,
         needs_compaction: true,
+        retry_at: Instant::now(),
+        retry_delay: FIRST_RETRY_DELAY,
     };
     match append_at {
         Some(len) => writer.reopen(len).map_err(|error| OpenError::Write {
@@ -537,6 +559,10 @@ fn apply_record(
 
 /// Compact when the log has grown past this many bytes and twice the snapshot.
 const MIN_LOG_BYTES_FOR_COMPACTION: u64 = 64 << 20;
+/// After a failed write the writer retries (with a whole snapshot) after this long, doubling
+/// up to [`LAST_RETRY_DELAY`] while the failures go on.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+const LAST_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Log space is allocated ahead in zero-filled chunks of this size. Writing into blocks that
 /// already belong to the file lets `fdatasync` skip the file-system journal (no size or
 /// extent change): about ten times faster per commit than appending on ext4.
@@ -564,6 +590,9 @@ struct Writer {
     snapshot_bytes: u64,
     /// Set after an I/O error: the next commit writes a whole snapshot.
     needs_compaction: bool,
+    /// While failing: when to try again, and how long the wait after the next failure is.
+    retry_at: Instant,
+    retry_delay: Duration,
 }
 
 impl Writer {
@@ -591,22 +620,33 @@ impl Writer {
         Ok(())
     }
 
-    fn compaction_due(&self) -> bool {
-        self.needs_compaction
-            || (self.changed_since_compaction && self.last_compaction.elapsed() >= self.interval)
-            || self.log_bytes > MIN_LOG_BYTES_FOR_COMPACTION.max(2 * self.snapshot_bytes)
+    /// When the writer must act without new changes: a retry after a failure, a compaction
+    /// that is due by time or by log size. `None`: only new changes wake it.
+    fn next_deadline(&self) -> Option<Instant> {
+        if self.needs_compaction {
+            return Some(self.retry_at);
+        }
+        if self.log_bytes > MIN_LOG_BYTES_FOR_COMPACTION.max(2 * self.snapshot_bytes) {
+            return Some(Instant::now());
+        }
+        self.changed_since_compaction
+            .then(|| self.last_compaction + self.interval)
     }
 
     fn run(mut self) {
         loop {
             let closing = {
                 let mut queue = self.shared.queue.lock();
-                while queue.entries.is_empty() && !queue.closing && !self.compaction_due() {
-                    if self.changed_since_compaction {
-                        let deadline = self.last_compaction + self.interval;
-                        self.shared.wake.wait_until(&mut queue, deadline);
-                    } else {
-                        self.shared.wake.wait(&mut queue);
+                loop {
+                    if !queue.entries.is_empty() || queue.closing {
+                        break;
+                    }
+                    match self.next_deadline() {
+                        Some(deadline) if Instant::now() >= deadline => break,
+                        Some(deadline) => {
+                            self.shared.wake.wait_until(&mut queue, deadline);
+                        }
+                        None => self.shared.wake.wait(&mut queue),
                     }
                 }
                 queue.closing
@@ -615,12 +655,32 @@ impl Writer {
                 self.close();
                 return;
             }
-            if self.compaction_due() {
+            let due = self.next_deadline().is_some_and(|d| Instant::now() >= d);
+            if due {
+                // A compaction, or the retry after a failure (a whole fresh snapshot).
                 self.compact();
                 continue;
             }
             let entries = std::mem::take(&mut self.shared.queue.lock().entries);
-            if !entries.is_empty() {
+            if entries.is_empty() {
+                continue;
+            }
+            if self.needs_compaction {
+                // Failing, and the next retry is not due yet: refuse at once rather than
+                // attempting a whole snapshot for every change.
+                let message = self
+                    .shared
+                    .health
+                    .lock()
+                    .failing
+                    .clone()
+                    .unwrap_or_default();
+                let error = PersistError::Io {
+                    path: self.path.display().to_string(),
+                    message: format!("still failing, retrying shortly ({message})"),
+                };
+                self.undo_and_answer(entries, error);
+            } else {
                 self.append(entries);
             }
         }
@@ -660,6 +720,7 @@ impl Writer {
                 self.len += frame.len() as u64;
                 self.log_bytes += frame.len() as u64;
                 self.changed_since_compaction = true;
+                self.succeeded();
                 answer(entries, Ok(()));
             }
             Err(error) => {
@@ -760,6 +821,7 @@ impl Writer {
                 self.last_compaction = Instant::now();
                 self.changed_since_compaction = false;
                 self.needs_compaction = false;
+                self.succeeded();
                 Ok(())
             }
             Err(error) => {
@@ -772,25 +834,42 @@ impl Writer {
 
     /// Undoes everything applied but not durable (the failed entries and all queued after
     /// them), newest first, and answers their requests with `error`.
+    fn succeeded(&mut self) {
+        self.retry_delay = FIRST_RETRY_DELAY;
+        let mut health = self.shared.health.lock();
+        health.last_success = unix_now();
+        if let Some(problem) = health.failing.take() {
+            tracing::info!(previous = problem, "Persisting works again");
+        }
+    }
+
     fn fail(&mut self, entries: Vec<Entry>, error: PersistError) {
-        tracing::error!(%error, "Persisting failed; undoing the changes that were not written");
+        tracing::error!(%error, retry_in = ?self.retry_delay, "Persisting failed; undoing the changes that were not written");
         self.needs_compaction = true;
-        let later = {
+        self.retry_at = Instant::now() + self.retry_delay;
+        self.retry_delay = (self.retry_delay * 2).min(LAST_RETRY_DELAY);
+        {
+            let mut health = self.shared.health.lock();
+            health.failures += 1;
+            health.failing = Some(error.to_string());
+        }
+        self.undo_and_answer(entries, error);
+    }
+
+    /// Undoes `entries` and everything queued after them, newest first, and answers their
+    /// requests with `error`.
+    fn undo_and_answer(&mut self, entries: Vec<Entry>, error: PersistError) {
+        let mut all = entries;
+        {
             let mut state = self.state.write();
-            let later = std::mem::take(&mut self.shared.queue.lock().entries);
-            let mut all: Vec<Entry> = entries;
-            let failed = all.len();
-            all.extend(later);
+            all.extend(std::mem::take(&mut self.shared.queue.lock().entries));
             for entry in all.iter_mut().rev() {
                 if let Some(undo) = entry.undo.take() {
                     undo.apply(&mut state);
                 }
             }
-            let later = all.split_off(failed);
-            answer(all, Err(error.clone()));
-            later
-        };
-        answer(later, Err(error));
+        }
+        answer(all, Err(error));
     }
 }
 
