@@ -68,6 +68,11 @@ pub struct Flags {
     #[arg(long = "push.enable-utf8-names", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
     pub enable_utf8_names: bool,
 
+    /// Groups expire this long after their last successful push, unless a push set their own
+    /// TTL with the Pushgateway-Group-TTL header. 0: never (upstream's behaviour).
+    #[arg(long = "push.group-ttl", default_value = "0", value_parser = parse_duration)]
+    pub group_ttl: Duration,
+
     /// Most groups stored; a push creating one more is refused (429). 0: unlimited.
     #[arg(long = "push.max-groups", default_value_t = 0)]
     pub max_groups: usize,
@@ -135,6 +140,7 @@ impl Flags {
             ),
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
             ("push.max-body-bytes", self.max_body_bytes.to_string()),
+            ("push.group-ttl", format_duration(self.group_ttl)),
             ("push.max-groups", self.max_groups.to_string()),
             ("push.max-series", self.max_series.to_string()),
             (

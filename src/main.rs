@@ -57,6 +57,7 @@ async fn run(flags: Flags) -> Result<(), String> {
             max_series_per_push: flags.max_series_per_push,
             max_label_length: flags.max_label_length,
         },
+        group_ttl: flags.group_ttl,
     };
     let store = if flags.persistence_file.is_empty() {
         Store::new(options)
@@ -69,6 +70,18 @@ async fn run(flags: Flags) -> Result<(), String> {
         };
         Store::open(options, &persistence).map_err(|error| error.to_string())?
     };
+    // Groups whose TTL ran out while the gateway was down go before the first scrape.
+    let expired = store
+        .expire_due()
+        .await
+        .map_err(|error| format!("cannot remove expired groups: {error}"))?;
+    if expired > 0 {
+        tracing::info!(
+            groups = expired,
+            "Removed groups that expired while stopped"
+        );
+    }
+    tokio::spawn(store.clone().run_expiry());
     let shutdown = Shutdown::default();
     let app = AppState::new(
         store.clone(),

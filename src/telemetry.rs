@@ -26,6 +26,7 @@ const GROUPS: &str = "pushgateway_groups";
 const SERIES: &str = "pushgateway_series";
 const PERSIST_SUCCESS: &str = "pushgateway_persistence_last_success_timestamp_seconds";
 const PERSIST_FAILURES: &str = "pushgateway_persistence_failures_total";
+const EXPIRED: &str = "pushgateway_groups_expired_total";
 
 const BUILD_INFO_HELP: &str = "A metric with a constant '1' value labeled by version, revision, branch, goversion from which pushgateway was built, and the goos and goarch for the build.";
 const REQUESTS_HELP: &str = "Total HTTP requests processed by the Pushgateway, excluding scrapes.";
@@ -38,6 +39,7 @@ const SERIES_HELP: &str =
     "Pushed series stored, not counting the push_time_seconds and push_failure_time_seconds of each group.";
 const PERSIST_SUCCESS_HELP: &str =
     "Unix time of the last successful write to the persistence file (only with --persistence.file).";
+const EXPIRED_HELP: &str = "Groups removed because their TTL ran out.";
 const PERSIST_FAILURES_HELP: &str =
     "Writes to the persistence file that failed (only with --persistence.file).";
 
@@ -75,6 +77,11 @@ pub fn reserved_families() -> Vec<ReservedFamily> {
             help: REJECTED_HELP,
         },
         gauge(GROUPS, GROUPS_HELP),
+        ReservedFamily {
+            name: EXPIRED,
+            kind: MetricKind::Counter,
+            help: EXPIRED_HELP,
+        },
         gauge(SERIES, SERIES_HELP),
         gauge(PERSIST_SUCCESS, PERSIST_SUCCESS_HELP),
         ReservedFamily {
@@ -272,6 +279,14 @@ impl Telemetry {
         let gauge = |value: usize| vec![plain(Vec::new(), MetricValue::Gauge(value as f64))];
         families.push(family(GROUPS, MetricKind::Gauge, gauge(stats.groups)));
         families.push(family(SERIES, MetricKind::Gauge, gauge(stats.series)));
+        families.push(family(
+            EXPIRED,
+            MetricKind::Counter,
+            vec![plain(
+                Vec::new(),
+                MetricValue::counter(stats.expired as f64),
+            )],
+        ));
         if let Some(persistence) = &stats.persistence {
             families.push(family(
                 PERSIST_SUCCESS,
@@ -408,6 +423,7 @@ mod tests {
             groups: 3,
             series: 7,
             persistence: None,
+            expired: 0,
         });
         let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
         let mut sorted = names.clone();

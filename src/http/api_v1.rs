@@ -241,6 +241,7 @@ fn go_html_escape(json: String) -> String {
 enum GroupField<'a> {
     Labels(BTreeMap<&'a str, &'a str>),
     Success(bool),
+    Seconds(f64),
     Family(FamilyJson<'a>),
 }
 
@@ -294,6 +295,11 @@ fn group_json(group: &GroupSnapshot) -> BTreeMap<&str, GroupField<'_>> {
         "last_push_successful",
         GroupField::Success(group.failure_time <= group.push_time),
     );
+    // Ours: the TTL in force, only for a group that will expire (a pushed family of this
+    // name would take the key, as any family name does).
+    if group.expires_at.is_some() {
+        out.insert("group_ttl_seconds", GroupField::Seconds(group.ttl));
+    }
     for stored in &group.families {
         let family: &MetricFamily = &stored.family;
         out.insert(

@@ -51,6 +51,8 @@ pub enum ApiError {
     NotDurable(#[from] PersistError),
     #[error("{0}")]
     OverLimit(#[from] LimitError),
+    #[error("invalid Pushgateway-Group-TTL header: {0} (use a duration such as 90s, 15m, 2h or 7d; 0 never expires)")]
+    BadTtl(String),
 }
 
 impl From<PushError> for ApiError {
@@ -78,6 +80,7 @@ impl ApiError {
                 "unsupported_format"
             }
             ApiError::NotDurable(_) => "persistence_failed",
+            ApiError::BadTtl(_) => "invalid_ttl",
             ApiError::Inconsistent(_) => "store_inconsistent",
             ApiError::NotFound
             | ApiError::MethodNotAllowed { .. }
@@ -93,7 +96,8 @@ impl ApiError {
             | ApiError::Protobuf(_)
             | ApiError::Rejected(_)
             | ApiError::BodyRead(_)
-            | ApiError::BadCompression { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::BadCompression { .. }
+            | ApiError::BadTtl(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE

@@ -15,6 +15,7 @@ use percent_encoding::percent_decode_str;
 use super::body::read_body;
 use super::errors::ApiError;
 use super::AppState;
+use crate::config::parse_duration;
 use crate::exposition::names::NameRules;
 use crate::exposition::negotiate::{push_format, PushFormat};
 use crate::exposition::protobuf::decode_delimited;
@@ -84,6 +85,22 @@ async fn route(
     }
 }
 
+/// The header a push sets its group's own TTL with.
+pub const GROUP_TTL_HEADER: &str = "pushgateway-group-ttl";
+
+/// The group's own TTL from the `Pushgateway-Group-TTL` header, if the push sets one.
+fn group_ttl(headers: &HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(value) = headers.get(GROUP_TTL_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::BadTtl("not ASCII".into()))?;
+    parse_duration(text.trim())
+        .map(Some)
+        .map_err(ApiError::BadTtl)
+}
+
 /// Reads the grouping key from the (route-prefix-stripped) path.
 fn grouping_key(uri: &Uri, names: NameRules) -> Result<GroupingKey, ApiError> {
     let rest = uri
@@ -106,6 +123,7 @@ async fn push(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let ttl = group_ttl(headers)?;
     let format = push_format(content_type);
     if let PushFormat::UnsupportedProtobuf(content_type) = format {
         return Err(ApiError::UnsupportedContentType(content_type));
@@ -115,7 +133,7 @@ async fn push(
         PushFormat::Protobuf => decode_delimited(&body)?,
         _ => parse_text_with(&body, app.store.name_rules())?,
     };
-    let outcome = app.store.push(key, families, mode).await?;
+    let outcome = app.store.push_with_ttl(key, families, mode, ttl).await?;
     Ok(match outcome {
         PushOutcome::Applied => StatusCode::OK.into_response(),
         PushOutcome::AppliedUnchecked => StatusCode::ACCEPTED.into_response(),

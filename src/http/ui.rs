@@ -725,6 +725,16 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
     } else {
         out.push_str("never");
     }
+    if let Some(expires_at) = group.expires_at {
+        w!(
+            out,
+            "</dd></div><div><dt>Expires (TTL {})</dt><dd class=\"expires\">",
+            Esc(&crate::config::format_duration(
+                std::time::Duration::from_secs_f64(group.ttl)
+            ))
+        );
+        time_html(out, expires_at, "abs");
+    }
     w!(
         out,
         "</dd></div></dl><button type=\"button\" class=\"btn btn-danger-outline delete-group\" data-url=\"{}\" data-name=\"{}\">Delete group</button></div>\n",

@@ -16,8 +16,9 @@ pub mod persist;
 pub mod prepare;
 mod state;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
@@ -40,6 +41,8 @@ pub struct StoreStats {
     pub series: usize,
     /// `None` when the store keeps everything in memory only.
     pub persistence: Option<PersistHealth>,
+    /// Groups removed because their TTL ran out, since start.
+    pub expired: u64,
 }
 
 pub use state::{GroupSnapshot, StoredFamily};
@@ -64,6 +67,9 @@ pub struct StoreOptions {
     pub names: NameRules,
     /// Opt-in limits on what pushes may store.
     pub limits: Limits,
+    /// `--push.group-ttl`: groups without their own TTL expire this long after their last
+    /// successful push; zero means never (upstream's behaviour).
+    pub group_ttl: Duration,
 }
 
 /// Limits on what pushes may store; 0 means unlimited (the default, as upstream).
@@ -250,6 +256,10 @@ struct Shared {
     hasher: LabelHasher,
     /// Present when the store persists its changes.
     journal: Option<Journal>,
+    /// Woken when a group's deadline becomes the earliest (see [`Store::run_expiry`]).
+    expiry_changed: tokio::sync::Notify,
+    /// Groups removed because their TTL ran out.
+    expired: AtomicU64,
 }
 
 /// Seconds since the Unix epoch, with sub-second precision.
@@ -271,7 +281,9 @@ async fn durable(ticket: Option<Ticket>) -> Result<(), PersistError> {
 impl Store {
     /// A store that keeps everything in memory only.
     pub fn new(options: StoreOptions) -> Store {
-        Store::build(options, State::new(LabelHasher::random()), None)
+        let mut state = State::new(LabelHasher::random());
+        state.set_default_ttl(options.group_ttl.as_secs_f64());
+        Store::build(options, state, None)
     }
 
     /// A store that persists every change to `persistence.path` before acknowledging it,
@@ -279,6 +291,9 @@ impl Store {
     pub fn open(options: StoreOptions, persistence: &PersistOptions) -> Result<Store, OpenError> {
         let state = Arc::new(RwLock::new(State::new(LabelHasher::random())));
         let journal = persist::open(persistence, state.clone(), &options)?;
+        state
+            .write()
+            .set_default_ttl(options.group_ttl.as_secs_f64());
         let hasher = state.read().hasher();
         Ok(Store::with_state(options, state, hasher, Some(journal)))
     }
@@ -301,6 +316,8 @@ impl Store {
                 options,
                 hasher,
                 journal,
+                expiry_changed: tokio::sync::Notify::new(),
+                expired: AtomicU64::new(0),
             }),
         }
     }
@@ -333,7 +350,20 @@ impl Store {
         families: Vec<MetricFamily>,
         mode: PushMode,
     ) -> Result<PushOutcome, PushError> {
-        let (result, ticket) = self.apply_push(key, families, mode);
+        self.push_with_ttl(key, families, mode, None).await
+    }
+
+    /// Like [`Store::push`], setting the group's own TTL when `ttl` is given (zero: the group
+    /// never expires); without it the group keeps the TTL it has.
+    pub async fn push_with_ttl(
+        &self,
+        key: GroupingKey,
+        families: Vec<MetricFamily>,
+        mode: PushMode,
+        ttl: Option<Duration>,
+    ) -> Result<PushOutcome, PushError> {
+        let ttl = ttl.map(|ttl| ttl.as_secs_f64());
+        let (result, ticket) = self.apply_push(key, families, mode, ttl);
         durable(ticket).await?;
         result
     }
@@ -343,6 +373,7 @@ impl Store {
         key: GroupingKey,
         families: Vec<MetricFamily>,
         mode: PushMode,
+        ttl: Option<f64>,
     ) -> (Result<PushOutcome, PushError>, Option<Ticket>) {
         let options = &self.shared.options;
         if let Err(error) = options.limits.check_push(&key, &families) {
@@ -365,6 +396,7 @@ impl Store {
         };
         if let Some(error) = refusal {
             state.record_failure(&key, now);
+            self.wake_expiry(&mut state);
             // A failure time is not worth waiting for: the answer is the refusal anyway.
             self.log(|| Op::Failure { key, time: now }, undo, false);
             return (Err(error.into()), None);
@@ -381,7 +413,8 @@ impl Store {
         let families: Vec<(Arc<str>, member::Member)> =
             prepared.into_iter().map(|p| (p.name, p.member)).collect();
         let logged = self.shared.journal.is_some().then(|| families.clone());
-        state.commit(key.clone(), families, mode, now);
+        state.commit(key.clone(), families, mode, now, ttl);
+        self.wake_expiry(&mut state);
         let outcome = if options.consistency_check {
             PushOutcome::Applied
         } else {
@@ -397,6 +430,7 @@ impl Store {
                 mode,
                 time: now,
                 families: logged.unwrap_or_default(),
+                ttl,
             },
             undo,
             true,
@@ -450,11 +484,96 @@ impl Store {
         durable(ticket).await
     }
 
+    /// Removes, in one atomic and durable step, the groups `select` picks from the current
+    /// keys; returns how many.
+    pub async fn delete_where(
+        &self,
+        select: impl FnOnce(&[GroupingKey]) -> Vec<GroupingKey>,
+    ) -> Result<usize, PersistError> {
+        let (count, ticket) = {
+            let mut state = self.shared.state.write();
+            let keys = select(&state.group_keys());
+            self.remove_groups(&mut state, keys)
+        };
+        durable(ticket).await?;
+        Ok(count)
+    }
+
+    fn remove_groups(&self, state: &mut State, keys: Vec<GroupingKey>) -> (usize, Option<Ticket>) {
+        if keys.is_empty() {
+            return (0, None);
+        }
+        let undo = self.shared.journal.as_ref().map(|_| {
+            Undo::Many(
+                keys.iter()
+                    .filter_map(|key| self.before(state, key))
+                    .collect(),
+            )
+        });
+        for key in &keys {
+            state.delete(key);
+        }
+        state.recheck_if_inconsistent(&self.shared.options.reserved);
+        let count = keys.len();
+        let ticket = self.log(|| Op::DeleteMany { keys }, undo, true);
+        (count, ticket)
+    }
+
+    /// Removes the groups whose TTL has run out; returns how many.
+    pub async fn expire_due(&self) -> Result<usize, PersistError> {
+        let now_ms = (unix_now() * 1000.0) as u64;
+        let (count, ticket) = {
+            let mut state = self.shared.state.write();
+            let keys = state.expired(now_ms);
+            for key in &keys {
+                tracing::debug!(group = %key, "Group expired");
+            }
+            self.remove_groups(&mut state, keys)
+        };
+        durable(ticket).await?;
+        self.shared
+            .expired
+            .fetch_add(count as u64, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Removes groups as their TTLs run out, for ever: sleeps until the earliest deadline,
+    /// and is woken early when a push sets an earlier one. Costs nothing per group while
+    /// sleeping, and nothing per scrape.
+    pub async fn run_expiry(self) {
+        loop {
+            let next = self.shared.state.read().next_deadline();
+            let woken = self.shared.expiry_changed.notified();
+            match next {
+                None => woken.await,
+                Some(deadline_ms) => {
+                    let wait = (deadline_ms as f64 / 1000.0 - unix_now()).max(0.0);
+                    tokio::select! {
+                        _ = woken => continue,
+                        _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
+                    }
+                }
+            }
+            if let Err(error) = self.expire_due().await {
+                tracing::warn!(%error, "Could not remove expired groups; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    fn wake_expiry(&self, state: &mut State) {
+        if state.take_earliest_changed() {
+            self.shared.expiry_changed.notify_one();
+        }
+    }
+
     /// Removes every group at once, and returns once that is durable.
     pub async fn wipe(&self) -> Result<(), PersistError> {
         let ticket = {
             let mut state = self.shared.state.write();
-            let before = std::mem::replace(&mut *state, State::new(self.shared.hasher));
+            let mut empty = State::new(self.shared.hasher);
+            empty.set_default_ttl(self.shared.options.group_ttl.as_secs_f64());
+            let before = std::mem::replace(&mut *state, empty);
             self.log(|| Op::Wipe, Some(Undo::Wipe(Box::new(before))), true)
         };
         durable(ticket).await
@@ -532,6 +651,7 @@ impl Store {
             groups,
             series,
             persistence: self.shared.journal.as_ref().map(Journal::health),
+            expired: self.shared.expired.load(Ordering::Relaxed),
         }
     }
 
@@ -577,6 +697,7 @@ mod tests {
             }],
             names: NameRules::Legacy,
             limits: Limits::default(),
+            group_ttl: Duration::ZERO,
         })
     }
 
@@ -730,6 +851,7 @@ mod tests {
                 max_series_per_push: 4,
                 max_label_length: 8,
             },
+            group_ttl: Duration::ZERO,
         });
         let try_push = |job: &str, body: &str, mode| {
             block(s.push(

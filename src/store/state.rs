@@ -9,7 +9,7 @@
 //! grouping labels it carries with the same values).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,6 +42,10 @@ pub struct GroupSnapshot {
     pub key: GroupingKey,
     pub push_time: f64,
     pub failure_time: f64,
+    /// The TTL in force in seconds (the group's own, else `--push.group-ttl`; 0 = never).
+    pub ttl: f64,
+    /// Unix seconds when the group expires, if it does.
+    pub expires_at: Option<f64>,
     /// Pushed families by name, without the two time gauges.
     pub families: Vec<StoredFamily>,
 }
@@ -52,6 +56,9 @@ pub struct GroupSnapshot {
 pub struct GroupContents {
     pub push_time: f64,
     pub failure_time: f64,
+    /// The group's own TTL in seconds (`Pushgateway-Group-TTL`; 0 = never expires), or
+    /// `None` to follow `--push.group-ttl`.
+    pub ttl: Option<f64>,
     /// The pushed families (not the two time gauges, which are derived from the times).
     pub families: Vec<(Arc<str>, Member)>,
 }
@@ -62,6 +69,10 @@ struct Group {
     families: Vec<Arc<str>>,
     push_time: f64,
     failure_time: f64,
+    /// The group's own TTL in seconds, if a push set one.
+    ttl: Option<f64>,
+    /// When the group expires (Unix milliseconds), as filed in `State::expiry`.
+    deadline: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -93,6 +104,13 @@ pub(super) struct State {
     inconsistent: Option<String>,
     /// Pushed series stored in total (members' series; the time gauges keep no hashes).
     series: usize,
+    /// `--push.group-ttl` in seconds (0 = groups without their own TTL never expire).
+    default_ttl: f64,
+    /// Every group that will expire, by deadline: the next expiry is the first entry.
+    expiry: BTreeSet<(u64, GroupingKey)>,
+    /// Set when a change made some group's deadline the earliest; taken by the store to wake
+    /// the expiry task.
+    earliest_changed: bool,
     /// The store's label-set hasher (the same keys as the pushes were prepared with).
     hasher: LabelHasher,
 }
@@ -200,6 +218,9 @@ impl State {
             shapes: HashMap::new(),
             inconsistent: None,
             series: 0,
+            default_ttl: 0.0,
+            expiry: BTreeSet::new(),
+            earliest_changed: false,
             hasher,
         }
     }
@@ -327,6 +348,67 @@ impl State {
             group.failure_time = now;
         }
         self.refresh_time_gauges(key);
+        self.refresh_deadline(key);
+    }
+
+    /// Files group `key` under its current deadline (TTL after its last successful push, or
+    /// after its creation by a failed one).
+    fn refresh_deadline(&mut self, key: &GroupingKey) {
+        let Some(group) = self.groups.get_mut(key) else {
+            return;
+        };
+        let ttl = group.ttl.unwrap_or(self.default_ttl);
+        let since = if group.push_time > 0.0 {
+            group.push_time
+        } else {
+            group.failure_time
+        };
+        let deadline = (ttl > 0.0).then(|| ((since + ttl) * 1000.0).ceil() as u64);
+        if group.deadline == deadline {
+            return;
+        }
+        if let Some(old) = group.deadline.take() {
+            self.expiry.remove(&(old, key.clone()));
+        }
+        group.deadline = deadline;
+        if let Some(deadline) = deadline {
+            self.expiry.insert((deadline, key.clone()));
+            if self.expiry.first().map(|(first, _)| *first) == Some(deadline) {
+                self.earliest_changed = true;
+            }
+        }
+    }
+
+    /// Sets `--push.group-ttl` and files every group again.
+    pub(super) fn set_default_ttl(&mut self, seconds: f64) {
+        self.default_ttl = seconds;
+        self.expiry.clear();
+        let keys: Vec<GroupingKey> = self.groups.keys().cloned().collect();
+        for key in &keys {
+            if let Some(group) = self.groups.get_mut(key) {
+                group.deadline = None;
+            }
+            self.refresh_deadline(key);
+        }
+    }
+
+    /// The earliest deadline (Unix milliseconds), if any group will expire.
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        self.expiry.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// The groups whose deadline is at or before `now_ms`.
+    pub(super) fn expired(&self, now_ms: u64) -> Vec<GroupingKey> {
+        self.expiry
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now_ms)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// Whether a change since the last call made some deadline the earliest.
+    pub(super) fn take_earliest_changed(&mut self) -> bool {
+        std::mem::take(&mut self.earliest_changed)
     }
 
     fn ensure_group(&mut self, key: &GroupingKey) {
@@ -344,6 +426,7 @@ impl State {
         pushed: Vec<(Arc<str>, Member)>,
         mode: PushMode,
         now: f64,
+        ttl: Option<f64>,
     ) {
         self.ensure_group(&key);
         let mut names = match (mode, self.groups.get_mut(&key)) {
@@ -367,8 +450,12 @@ impl State {
         if let Some(group) = self.groups.get_mut(&key) {
             group.families = names;
             group.push_time = now;
+            if ttl.is_some() {
+                group.ttl = ttl;
+            }
         }
         self.refresh_time_gauges(&key);
+        self.refresh_deadline(&key);
     }
 
     fn insert_member(&mut self, name: &Arc<str>, key: &GroupingKey, member: Member) {
@@ -398,6 +485,9 @@ impl State {
         let Some(group) = self.groups.remove(key) else {
             return;
         };
+        if let Some(deadline) = group.deadline {
+            self.expiry.remove(&(deadline, key.clone()));
+        }
         for name in &group.families {
             self.remove_member(name, key);
         }
@@ -609,6 +699,7 @@ impl State {
         Some(GroupContents {
             push_time: group.push_time,
             failure_time: group.failure_time,
+            ttl: group.ttl,
             families,
         })
     }
@@ -637,8 +728,10 @@ impl State {
             group.families = names;
             group.push_time = contents.push_time;
             group.failure_time = contents.failure_time;
+            group.ttl = contents.ttl;
         }
         self.refresh_time_gauges(key);
+        self.refresh_deadline(key);
     }
 
     pub(super) fn set_inconsistency(&mut self, problem: Option<String>) {
@@ -699,6 +792,8 @@ impl State {
             key: key.clone(),
             push_time: group.push_time,
             failure_time: group.failure_time,
+            ttl: group.ttl.unwrap_or(self.default_ttl),
+            expires_at: group.deadline.map(|ms| ms as f64 / 1000.0),
             families,
         })
     }
@@ -841,7 +936,7 @@ mod tests {
         let prepared =
             prepare_push(&key(job), families, &state.hasher, 1.0, NameRules::Utf8).unwrap();
         let families = prepared.into_iter().map(|p| (p.name, p.member)).collect();
-        state.commit(key(job), families, PushMode::Replace, 1.0);
+        state.commit(key(job), families, PushMode::Replace, 1.0, None);
     }
 
     /// The chunks of a text scrape, and its lines without the push-time gauges.

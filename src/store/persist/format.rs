@@ -56,7 +56,7 @@ pub enum Record<'a> {
     SnapshotEnd {
         groups: u64,
     },
-    /// An accepted push.
+    /// An accepted push; `ttl` is the group's own TTL if the push set one.
     Push {
         #[serde(borrow)]
         key: Vec<LabelRecord<'a>>,
@@ -64,6 +64,7 @@ pub enum Record<'a> {
         time: f64,
         #[serde(borrow)]
         families: Vec<FamilyRecord<'a>>,
+        ttl: Option<f64>,
     },
     /// A refused push: only the group's failure time changes.
     Failure {
@@ -75,6 +76,11 @@ pub enum Record<'a> {
         #[serde(borrow)]
         key: Vec<LabelRecord<'a>>,
     },
+    /// Several groups removed in one step (by a matcher, or expired).
+    DeleteMany {
+        #[serde(borrow)]
+        keys: Vec<Vec<LabelRecord<'a>>>,
+    },
     Wipe,
 }
 
@@ -84,6 +90,7 @@ pub struct GroupRecord<'a> {
     pub key: Vec<LabelRecord<'a>>,
     pub push_time: f64,
     pub failure_time: f64,
+    pub ttl: Option<f64>,
     #[serde(borrow)]
     pub families: Vec<FamilyRecord<'a>>,
 }
@@ -294,6 +301,7 @@ pub fn group_record<'a>(key: &'a GroupingKey, contents: &'a GroupContents) -> Gr
         key: key_record(key),
         push_time: contents.push_time,
         failure_time: contents.failure_time,
+        ttl: contents.ttl,
         families: contents
             .families
             .iter()
@@ -306,6 +314,7 @@ pub fn contents_from_record(record: &GroupRecord<'_>) -> Result<GroupContents, D
     Ok(GroupContents {
         push_time: record.push_time,
         failure_time: record.failure_time,
+        ttl: record.ttl,
         families: record
             .families
             .iter()
@@ -344,6 +353,7 @@ mod tests {
                 replace: true,
                 time: 12.5,
                 families: vec![family_record("h", &member)],
+                ttl: Some(60.0),
             },
             Record::Wipe,
         ];

@@ -102,6 +102,7 @@ pub(super) enum Op {
         mode: PushMode,
         time: f64,
         families: Vec<(Arc<str>, Member)>,
+        ttl: Option<f64>,
     },
     Failure {
         key: GroupingKey,
@@ -109,6 +110,9 @@ pub(super) enum Op {
     },
     Delete {
         key: GroupingKey,
+    },
+    DeleteMany {
+        keys: Vec<GroupingKey>,
     },
     Wipe,
 }
@@ -121,6 +125,8 @@ pub(super) enum Undo {
         inconsistent: Option<String>,
     },
     Wipe(Box<State>),
+    /// Several undos, applied newest first.
+    Many(Vec<Undo>),
 }
 
 impl Undo {
@@ -135,6 +141,11 @@ impl Undo {
                 state.set_inconsistency(inconsistent);
             }
             Undo::Wipe(before) => *state = *before,
+            Undo::Many(undos) => {
+                for undo in undos.into_iter().rev() {
+                    undo.apply(state);
+                }
+            }
         }
     }
 }
@@ -535,6 +546,7 @@ fn apply_record(
             replace,
             time,
             families,
+            ttl,
         } => {
             let families = families
                 .iter()
@@ -546,12 +558,18 @@ fn apply_record(
                 families,
                 format::mode_from_replace(replace),
                 time,
+                ttl,
             );
         }
         Record::Failure { key, time } => {
             current.record_failure(&format::key_from_record(&key), time);
         }
         Record::Delete { key } => current.delete(&format::key_from_record(&key)),
+        Record::DeleteMany { keys } => {
+            for key in &keys {
+                current.delete(&format::key_from_record(key));
+            }
+        }
         Record::Wipe => *current = State::new(current.hasher()),
     }
     Ok(())
@@ -889,6 +907,7 @@ fn op_record(op: &Op) -> Record<'_> {
             mode,
             time,
             families,
+            ttl,
         } => Record::Push {
             key: format::key_record(key),
             replace: *mode == PushMode::Replace,
@@ -897,6 +916,7 @@ fn op_record(op: &Op) -> Record<'_> {
                 .iter()
                 .map(|(name, member)| format::family_record(name, member))
                 .collect(),
+            ttl: *ttl,
         },
         Op::Failure { key, time } => Record::Failure {
             key: format::key_record(key),
@@ -904,6 +924,9 @@ fn op_record(op: &Op) -> Record<'_> {
         },
         Op::Delete { key } => Record::Delete {
             key: format::key_record(key),
+        },
+        Op::DeleteMany { keys } => Record::DeleteMany {
+            keys: keys.iter().map(format::key_record).collect(),
         },
         Op::Wipe => Record::Wipe,
     }
