@@ -113,7 +113,7 @@ impl Resolved<'_> {
         if let Some(reserved) = reserved_family(self.reserved, name) {
             return Some((
                 reserved.kind,
-                "one of the gateway's own metrics".to_string(),
+                "in the gateway's own metrics".to_string(),
             ));
         }
         let entry = self.state.names.get(name)?;
@@ -239,7 +239,7 @@ impl State {
         };
         if let Some(own) = reserved_family(reserved, &family.name) {
             if own.kind != pushed_kind {
-                return Err(clash(own.kind, "one of the gateway's own metrics".into()));
+                return Err(clash(own.kind, "in the gateway's own metrics".into()));
             }
         }
         if let Some(entry) = self.names.get(&*family.name) {
