@@ -220,8 +220,11 @@ impl CliDoc {
             CliDoc::Fish => Shell::Fish,
             CliDoc::Man => return clap_mangen::Man::new(command).render(out),
         };
-        clap_complete::generate(shell, &mut command, "pushgateway", out);
-        Ok(())
+        // Generated into memory first: clap_complete panics when a write fails, and a
+        // reader that stops early (`| head`) is no reason to panic.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "pushgateway", &mut script);
+        out.write_all(&script)
     }
 }
 

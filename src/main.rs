@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     if let Some(doc) = flags.cli_doc() {
         return match doc.write(&mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
+            // The reader stopped early (`| head`): nothing is wrong.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("pushgateway: writing {doc:?} to stdout: {error}");
                 ExitCode::FAILURE

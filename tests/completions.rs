@@ -181,3 +181,27 @@ fn kingpin_no_forms_still_work_next_to_the_generators() {
     let script = print(&["--no-web.enable-lifecycle", "--completion-script-bash"]);
     assert!(script.contains("_pushgateway"));
 }
+
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    // As in `pushgateway --help-man | head`: the pipe's read end is closed before anything
+    // is written, so every write fails with EPIPE.
+    for flag in [
+        "--completion-script-bash",
+        "--completion-script-zsh",
+        "--completion-script-fish",
+        "--help-man",
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
+            .arg(flag)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pushgateway");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{flag}: {stderr}");
+        assert!(stderr.is_empty(), "{flag}: {stderr}");
+    }
+}

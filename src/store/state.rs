@@ -111,10 +111,7 @@ impl Resolved<'_> {
             return Some((family.member.kind, "in the same push".to_string()));
         }
         if let Some(reserved) = reserved_family(self.reserved, name) {
-            return Some((
-                reserved.kind,
-                "in the gateway's own metrics".to_string(),
-            ));
+            return Some((reserved.kind, "in the gateway's own metrics".to_string()));
         }
         let entry = self.state.names.get(name)?;
         let key_keeps_it = self.mode == PushMode::Merge;
