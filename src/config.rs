@@ -6,66 +6,79 @@
 
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueHint};
 
 /// A Prometheus Pushgateway: keeps the latest metrics pushed by batch jobs and exposes them
 /// for Prometheus to scrape.
+///
+/// Jobs push to /metrics/job/<JOB>{/<LABEL>/<VALUE>} with PUT (replace the group), POST
+/// (replace the pushed metric families) or DELETE; Prometheus scrapes /metrics with
+/// honor_labels: true. The URLs, flags, formats and status codes are those of the Go
+/// prom/pushgateway.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "pushgateway", disable_version_flag = true)]
+#[command(
+    name = "pushgateway",
+    disable_version_flag = true,
+    after_long_help = "Boolean flags take --flag, --flag=true, --flag=false and --no-flag."
+)]
 pub struct Flags {
     /// Addresses on which to expose metrics and the web interface. Repeatable.
-    #[arg(long = "web.listen-address", default_value = ":9091", action = ArgAction::Append)]
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9091", action = ArgAction::Append)]
     pub listen_addresses: Vec<String>,
 
     /// Use systemd socket activation listeners instead of port listeners (Linux only).
-    #[arg(long = "web.systemd-socket", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "web.systemd-socket", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub systemd_socket: bool,
 
     /// Path to a configuration file that can enable TLS or authentication.
-    #[arg(long = "web.config.file", default_value = "")]
+    #[arg(long = "web.config.file", value_name = "FILE", value_hint = ValueHint::FilePath, default_value = "")]
     pub web_config_file: String,
 
     /// Path under which to expose the gateway's metrics.
-    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
 
     /// The URL under which the gateway is externally reachable.
-    #[arg(long = "web.external-url", default_value = "")]
+    #[arg(long = "web.external-url", value_name = "URL", value_hint = ValueHint::Url, default_value = "")]
     pub external_url: String,
 
     /// Prefix for the internal routes of web endpoints. Defaults to the path of
     /// --web.external-url.
-    #[arg(long = "web.route-prefix", default_value = "")]
+    #[arg(long = "web.route-prefix", value_name = "PATH", default_value = "")]
     pub route_prefix: String,
 
     /// Enable shutdown via HTTP request.
-    #[arg(long = "web.enable-lifecycle", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "web.enable-lifecycle", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub enable_lifecycle: bool,
 
     /// Enable API endpoints for admin control actions.
-    #[arg(long = "web.enable-admin-api", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "web.enable-admin-api", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub enable_admin_api: bool,
 
     /// File to persist metrics. If empty, metrics are only kept in memory.
-    #[arg(long = "persistence.file", default_value = "")]
+    #[arg(long = "persistence.file", value_name = "FILE", value_hint = ValueHint::FilePath, default_value = "")]
     pub persistence_file: String,
 
     /// The longest time between compactions of the persistence file (every change is
     /// written and fsynced at once; compaction rewrites the file as one snapshot).
-    #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long = "persistence.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub persistence_interval: Duration,
 
     /// Start from the readable part of a corrupt persistence file instead of refusing to
     /// start (the damaged file is copied aside first).
-    #[arg(long = "persistence.start-from-readable", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "persistence.start-from-readable", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub persistence_start_from_readable: bool,
 
     /// Do not check consistency of pushed metrics. DANGEROUS.
-    #[arg(long = "push.disable-consistency-check", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "push.disable-consistency-check", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub disable_consistency_check: bool,
 
     /// Allow UTF-8 characters in metric and label names.
-    #[arg(long = "push.enable-utf8-names", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true)]
+    #[arg(long = "push.enable-utf8-names", num_args = 0..=1, default_missing_value = "true", default_value = "false", require_equals = true, value_name = "BOOL", hide_possible_values = true)]
     pub enable_utf8_names: bool,
 
     /// Groups expire this long after their last successful push, unless a push set their own
@@ -91,26 +104,55 @@ pub struct Flags {
     pub max_label_length: usize,
 
     /// Largest request body accepted, in bytes, after decompression (413 beyond it).
-    #[arg(long = "push.max-body-bytes", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long = "push.max-body-bytes", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Only log messages with the given severity or above: debug, info, warn, error.
-    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
 
     /// Output format of log messages: logfmt, json.
-    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
     pub log_format: String,
 
     /// Show application version.
     #[arg(long = "version", action = ArgAction::SetTrue)]
     pub version: bool,
+
+    /// Print a bash completion script and exit (kingpin's flag, hidden as upstream hides it).
+    #[arg(long = "completion-script-bash", hide = true, action = ArgAction::SetTrue)]
+    pub completion_script_bash: bool,
+
+    /// Print a zsh completion script and exit.
+    #[arg(long = "completion-script-zsh", hide = true, action = ArgAction::SetTrue)]
+    pub completion_script_zsh: bool,
+
+    /// Print a fish completion script and exit (ours; kingpin has none for fish).
+    #[arg(long = "completion-script-fish", hide = true, action = ArgAction::SetTrue)]
+    pub completion_script_fish: bool,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long = "help-man", hide = true, action = ArgAction::SetTrue)]
+    pub help_man: bool,
 }
 
 impl Flags {
     /// Parses the process arguments, accepting kingpin's `--no-<flag>` for boolean flags.
     pub fn from_args() -> Flags {
         Flags::parse_from(std::env::args().map(rewrite_negated_bool))
+    }
+
+    /// The completion script or man page asked for with the hidden kingpin flags, if any
+    /// (the first one when several are given).
+    pub fn cli_doc(&self) -> Option<CliDoc> {
+        [
+            (self.completion_script_bash, CliDoc::Bash),
+            (self.completion_script_zsh, CliDoc::Zsh),
+            (self.completion_script_fish, CliDoc::Fish),
+            (self.help_man, CliDoc::Man),
+        ]
+        .into_iter()
+        .find_map(|(asked, doc)| asked.then_some(doc))
     }
 
     /// The flags whose value differs from the default, as `(name, value)`, for the status
@@ -170,6 +212,49 @@ impl Flags {
         } else {
             format!("/{trimmed}")
         }
+    }
+}
+
+/// What the hidden kingpin flags print instead of starting the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliDoc {
+    Bash,
+    Zsh,
+    Fish,
+    Man,
+}
+
+impl CliDoc {
+    /// Writes the completion script or the man page, generated from the clap definition of
+    /// [`Flags`], so it always lists the flags the binary really takes.
+    pub fn write(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use clap::CommandFactory;
+        use clap_complete::Shell;
+        // The documented command: every flag but the hidden ones (clap_complete would
+        // otherwise offer the generator flags themselves).
+        let full = Flags::command();
+        let mut command = clap::Command::new("pushgateway")
+            .version(env!("CARGO_PKG_VERSION"))
+            .disable_version_flag(true)
+            .about(full.get_about().cloned().unwrap_or_default())
+            .long_about(full.get_long_about().cloned().unwrap_or_default())
+            .after_long_help(full.get_after_long_help().cloned().unwrap_or_default())
+            .args(
+                full.get_arguments()
+                    .filter(|arg| !arg.is_hide_set())
+                    .cloned(),
+            );
+        let shell = match self {
+            CliDoc::Bash => Shell::Bash,
+            CliDoc::Zsh => Shell::Zsh,
+            CliDoc::Fish => Shell::Fish,
+            CliDoc::Man => return clap_mangen::Man::new(command).render(out),
+        };
+        // Generated into memory first: clap_complete panics when a write fails, and a
+        // reader that stops early (`| head`) is no reason to panic.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "pushgateway", &mut script);
+        out.write_all(&script)
     }
 }
 
@@ -295,6 +380,15 @@ mod tests {
         ]);
         assert!(f.enable_lifecycle && f.enable_admin_api && !f.disable_consistency_check);
         assert_eq!(f.listen_addresses, vec![":1", "127.0.0.1:2"]);
+    }
+
+    #[test]
+    fn completion_and_man_flags_leave_the_no_forms_working() {
+        let f = flags(&["--no-web.enable-lifecycle", "--completion-script-zsh"]);
+        assert_eq!(f.cli_doc(), Some(CliDoc::Zsh));
+        assert!(!f.enable_lifecycle);
+        assert_eq!(flags(&["--help-man"]).cli_doc(), Some(CliDoc::Man));
+        assert_eq!(flags(&[]).cli_doc(), None);
     }
 
     #[test]

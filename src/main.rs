@@ -19,6 +19,17 @@ fn main() -> ExitCode {
         println!("{}", version_text());
         return ExitCode::SUCCESS;
     }
+    if let Some(doc) = flags.cli_doc() {
+        return match doc.write(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // The reader stopped early (`| head`): nothing is wrong.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("pushgateway: writing {doc:?} to stdout: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(&flags);
     telemetry::mark_process_start();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -108,7 +108,7 @@ fn type_clash_with_another_group_or_own_metrics() {
         &before,
         "/metrics/job/b/instance/i",
         "# TYPE pushgateway_build_info counter\npushgateway_build_info 1\n",
-        "gateway's own",
+        "is pushed as COUNTER but is GAUGE in the gateway's own metrics",
         Some("instance=\"i\",job=\"b\""),
     );
     // The group that holds a family alone may change its type with PUT.

@@ -131,10 +131,7 @@ impl Resolved<'_> {
             return Some((family.member.kind, "in the same push".to_string()));
         }
         if let Some(reserved) = reserved_family(self.reserved, name) {
-            return Some((
-                reserved.kind,
-                "one of the gateway's own metrics".to_string(),
-            ));
+            return Some((reserved.kind, "in the gateway's own metrics".to_string()));
         }
         let entry = self.state.names.get(name)?;
         let key_keeps_it = self.mode == PushMode::Merge;
@@ -263,7 +260,7 @@ impl State {
         };
         if let Some(own) = reserved_family(reserved, &family.name) {
             if own.kind != pushed_kind {
-                return Err(clash(own.kind, "one of the gateway's own metrics".into()));
+                return Err(clash(own.kind, "in the gateway's own metrics".into()));
             }
         }
         if let Some(entry) = self.names.get(&*family.name) {
