@@ -10,6 +10,7 @@ pub mod config;
 pub mod exposition;
 pub mod grouping;
 pub mod http;
+pub mod selector;
 pub mod store;
 pub mod telemetry;
 pub mod web_config;

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -28,8 +28,10 @@ use crate::exposition::model::{
     BucketSpan, Histogram, Label, Metric, MetricFamily, MetricValue, NativeBuckets, Summary,
 };
 use crate::exposition::text_write::format_float;
+use crate::selector::{GroupSelection, SelectorError};
 use crate::store::prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
-use crate::store::GroupSnapshot;
+use crate::store::{GroupSnapshot, GroupSummary};
+use percent_encoding::percent_decode_str;
 
 /// What `/api/v1/status` reports besides the build: the flags and when the gateway started.
 #[derive(Debug, Clone)]
@@ -118,6 +120,90 @@ pub async fn metrics(State(app): State<AppState>, method: Method) -> Response {
     response
 }
 
+/// `GET /api/v1/groups?match[]=SELECTOR…` (ours): the groups whose grouping labels match
+/// any selector, with their times and TTL, without their metrics.
+pub async fn groups(State(app): State<AppState>, method: Method, uri: Uri) -> Response {
+    let response = match selection(&uri) {
+        Ok(selection) => {
+            let summaries = app.store.group_summaries();
+            let data: Vec<GroupListing<'_>> = summaries
+                .iter()
+                .filter(|group| selection.matches(&group.key))
+                .map(GroupListing::from)
+                .collect();
+            respond(&data)
+        }
+        Err(error) => bad_data(&error.to_string()),
+    };
+    app.telemetry
+        .count_request("api/v1/groups", method.as_str(), response.status().as_u16());
+    response
+}
+
+/// The `match[]` selectors of a request's query.
+pub(crate) fn selection(uri: &Uri) -> Result<GroupSelection, SelectorError> {
+    let values = query_values(uri.query().unwrap_or(""), "match[]");
+    GroupSelection::parse(values.iter().map(String::as_str))
+}
+
+/// Every value of parameter `name` in a URL query (`+` is a space; names may be
+/// percent-encoded, as `match%5B%5D`).
+fn query_values(query: &str, name: &str) -> Vec<String> {
+    let decode = |text: &str| {
+        percent_decode_str(&text.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key) == name).then(|| decode(value))
+        })
+        .collect()
+}
+
+/// One group in the listing of `/api/v1/groups`.
+#[derive(Serialize)]
+struct GroupListing<'a> {
+    labels: LabelsJson<'a>,
+    push_time_seconds: f64,
+    push_failure_time_seconds: f64,
+    /// The TTL in force; 0: the group never expires.
+    ttl_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+impl<'a> From<&'a GroupSummary> for GroupListing<'a> {
+    fn from(group: &'a GroupSummary) -> GroupListing<'a> {
+        GroupListing {
+            labels: labels_json(group.key.labels()),
+            push_time_seconds: group.push_time,
+            push_failure_time_seconds: group.failure_time,
+            ttl_seconds: group.ttl,
+            expires_at: group.expires_at.map(unix_seconds_rfc3339),
+        }
+    }
+}
+
+/// 400 in the API's envelope, naming the problem.
+pub(crate) fn bad_data(message: &str) -> Response {
+    let body = serde_json::json!({
+        "status": "error",
+        "errorType": "bad_data",
+        "error": message,
+    });
+    with_cors(
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+}
+
 /// `OPTIONS /api/v1/<anything>`: 200 with the CORS headers and nothing else.
 pub async fn options(State(app): State<AppState>) -> Response {
     app.telemetry
@@ -182,7 +268,7 @@ pub(crate) fn build_information() -> BTreeMap<&'static str, &'static str> {
 }
 
 /// 200 with `{"status":"success","data":…}` and the CORS headers.
-fn respond<T: Serialize>(data: &T) -> Response {
+pub(crate) fn respond<T: Serialize>(data: &T) -> Response {
     let body = match serde_json::to_string(&Envelope {
         status: "success",
         data,

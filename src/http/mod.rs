@@ -25,7 +25,7 @@ pub mod ui;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use axum::routing::{any, get, put};
+use axum::routing::{any, delete, get, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -139,14 +139,28 @@ pub fn router(app: AppState, route_prefix: &str, telemetry_path: &str) -> Router
                 .options(api_v1::options)
                 .fallback(api_v1::get_only),
         )
+        .route(
+            "/api/v1/groups",
+            get(api_v1::groups)
+                .head(api_v1::get_only)
+                .options(api_v1::options)
+                .fallback(api_v1::get_only),
+        )
         .route("/api/v1/{*path}", any(api_v1::other_path));
     let routes = if app.enable_admin_api {
-        routes.route(
-            "/api/v1/admin/wipe",
-            put(admin::wipe)
-                .options(api_v1::options)
-                .fallback(admin::wipe_wrong_method),
-        )
+        routes
+            .route(
+                "/api/v1/admin/wipe",
+                put(admin::wipe)
+                    .options(api_v1::options)
+                    .fallback(admin::wipe_wrong_method),
+            )
+            .route(
+                "/api/v1/admin/groups",
+                delete(admin::delete_groups)
+                    .options(api_v1::options)
+                    .fallback(admin::groups_wrong_method),
+            )
     } else {
         routes
     };

@@ -45,7 +45,7 @@ pub struct StoreStats {
     pub expired: u64,
 }
 
-pub use state::{GroupSnapshot, StoredFamily};
+pub use state::{GroupSnapshot, GroupSummary, StoredFamily};
 
 /// A metric family the gateway exposes about itself. Pushes must agree with its type, and
 /// its help text wins over a pushed one.
@@ -629,6 +629,11 @@ impl Store {
     /// (costs a parse of the group's series: for the API and UI, not the hot paths).
     pub fn group(&self, key: &GroupingKey) -> Option<GroupSnapshot> {
         self.shared.state.read().group_snapshot(key)
+    }
+
+    /// Every group's key, times and TTL, in grouping-key order (nothing is decoded).
+    pub fn group_summaries(&self) -> Vec<GroupSummary> {
+        self.shared.state.read().group_summaries()
     }
 
     /// The keys of every group, in grouping-key order (cheap: nothing is decoded).

@@ -50,6 +50,18 @@ pub struct GroupSnapshot {
     pub families: Vec<StoredFamily>,
 }
 
+/// A group's key and times, without its families (cheap to list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSummary {
+    pub key: GroupingKey,
+    pub push_time: f64,
+    pub failure_time: f64,
+    /// The TTL in force in seconds (0 = never expires).
+    pub ttl: f64,
+    /// Unix seconds when the group expires, if it does.
+    pub expires_at: Option<f64>,
+}
+
 /// A group's whole contents, detached from the index: what an undo restores, a snapshot
 /// writes and a restart reads back.
 #[derive(Debug, Clone, Default)]
@@ -793,6 +805,19 @@ impl State {
             expires_at: group.deadline.map(|ms| ms as f64 / 1000.0),
             families,
         })
+    }
+
+    pub(super) fn group_summaries(&self) -> Vec<GroupSummary> {
+        self.groups
+            .iter()
+            .map(|(key, group)| GroupSummary {
+                key: key.clone(),
+                push_time: group.push_time,
+                failure_time: group.failure_time,
+                ttl: group.ttl.unwrap_or(self.default_ttl),
+                expires_at: group.deadline.map(|ms| ms as f64 / 1000.0),
+            })
+            .collect()
     }
 
     pub(super) fn group_keys(&self) -> Vec<GroupingKey> {
