@@ -18,6 +18,9 @@ Workloads (ids for --only):
                    SIGTERM and started again on the same file: time until /-/ready answers 200
                    and until a scrape shows every series.
   6   churn        the same 1,000 groups replaced round after round; RSS before and after.
+  8   ttl          1a against ours holding 100,000 groups, once without TTLs and once with
+                   --push.group-ttl=1h (every group filed by deadline): the expiry index must
+                   not slow pushes down.
   7   persist      1a with persistence on (ours: every push fsynced before its answer; upstream:
                    its default of a file written every 5 minutes) next to ours in memory only.
 
@@ -63,6 +66,7 @@ WORKLOADS = {
     "5": "restart",
     "6": "churn",
     "7": "persist",
+    "8": "ttl",
 }
 
 FULL = dict(
@@ -86,6 +90,7 @@ FULL = dict(
     churn_rounds=20,
     churn_budget=45.0,
     churn_conns=4,
+    ttl_groups=100_000,
 )
 
 QUICK = dict(
@@ -106,6 +111,7 @@ QUICK = dict(
     churn_rounds=3,
     churn_budget=8.0,
     churn_conns=4,
+    ttl_groups=10_000,
 )
 
 
@@ -974,12 +980,43 @@ http {{
                 self.record("6.growth", "6. churn: RSS growth from round 1 to the end", "MiB", kind,
                             (rss_end - first) if first else "n/a", "lower")
 
+    def w8(self):
+        c = self.cfg
+        groups = c["ttl_groups"]
+        log(f"\n== 8. small pushes as in 1a, ours holding {groups:,} groups, without and with TTLs ==")
+        servers = {}
+        try:
+            for label, flags in (("no TTL", COMMON_FLAGS), ("TTL 1h", COMMON_FLAGS + ["--push.group-ttl=1h"])):
+                srv = self.gateway("ours", flags)
+                servers[label] = srv
+                items = [("PUT", f"/metrics/job/ttl/instance/t{g}", f"ttl_load{{n=\"{g}\"}} {g}\n".encode())
+                         for g in range(groups)]
+                res = push_many(srv.port, items, conns=4, timeout=120)
+                if res.failed:
+                    self.problem(f"8 {label}: {res.failed} preload pushes failed: {res.first_errors}")
+                log(f"  {label}: {groups:,} groups loaded in {res.elapsed:.1f} s")
+            for rep in range(c["reps"]):
+                for label, srv in servers.items():
+                    r = self.wrk(srv, f"[8 rep {rep + 1} {label}]")
+                    # Both rows are ours; the 'upstream' column holds the run without TTLs.
+                    column = "ours" if label == "TTL 1h" else "upstream"
+                    self.record("8.rps", f"8. small push, {groups:,} groups stored: ours with --push.group-ttl=1h "
+                                f"(ours column) vs without TTLs (upstream column)", "req/s", column, r["rps"], "higher")
+                    self.record("8.p99", "8. the same: p99 latency", "ms", column, r["p99_us"] / 1000, "lower")
+        finally:
+            for srv in servers.values():
+                srv.stop()
+        on, off = self.median("8.rps", "ours"), self.median("8.rps", "upstream")
+        if on and off:
+            self.note(f"8. with every one of {groups:,} groups carrying a TTL, ours pushes at {on / off:.2f}x "
+                      "its rate without TTLs (both columns are ours).")
+
     # ---- output
 
     def table(self):
         hdr = ["workload", "ours", "upstream", "nginx", "ours/upstream", "ours/nginx"]
         rows = []
-        order = ["1a", "1b", "2", "3", "3b", "4", "4b", "5", "6", "7"]
+        order = ["1a", "1b", "2", "3", "3b", "4", "4b", "5", "6", "7", "8"]
         keys = sorted(self.rows, key=lambda k: order.index(k.split(".")[0]))
         for key in keys:
             label, unit, better = self.row_info[key]
@@ -1135,6 +1172,8 @@ def main():
             bench.w6()
         if "7" in only:
             bench.w7()
+        if "8" in only:
+            bench.w8()
     except KeyboardInterrupt as e:
         log(f"\ninterrupted ({e}); stopping the servers started here")
         bench.stop_all()
