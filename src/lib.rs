@@ -1,7 +1,8 @@
 //! pushgateway-rs: a Prometheus Pushgateway that is a drop-in for `prom/pushgateway`.
 //!
 //! Data flows one way: an HTTP request ([`http`]) is decoded and parsed ([`exposition`]),
-//! its grouping key read from the path ([`grouping`]), checked and committed by the
+//! its grouping key read from the path ([`grouping`]; [`selector`] picks groups by
+//! Prometheus selector), checked and committed by the
 //! [`store`], and rendered back on scrape. [`config`] holds the command line,
 //! [`web_config`] the `--web.config.file` (TLS, basic auth), and [`telemetry`] the gateway's
 //! own metrics.
