@@ -1,6 +1,11 @@
 //! Persistence over real processes: pushes answered 2xx survive SIGKILL, shutdown compacts,
 //! damaged and foreign files are handled as documented, and a full disk refuses pushes
 //! without changing what is stored.
+//!
+//! The full disk is an injected write failure: the child gets a file-size limit
+//! (`RLIMIT_FSIZE`, set between fork and exec), so writes past it fail with `EFBIG` as they
+//! fail with `ENOSPC` on a full disk. Mounting a small tmpfs or loop file system would need
+//! privileges the test suite does not assume.
 
 mod common;
 
