@@ -996,7 +996,12 @@ http {{
                     self.problem(f"8 {label}: {res.failed} preload pushes failed: {res.first_errors}")
                 log(f"  {label}: {groups:,} groups loaded in {res.elapsed:.1f} s")
             for rep in range(c["reps"]):
-                for label, srv in servers.items():
+                # Alternate which goes first, so whatever one run leaves behind (sockets in
+                # TIME_WAIT, allocator work) does not always fall on the same server.
+                order = list(servers.items())
+                if rep % 2:
+                    order.reverse()
+                for label, srv in order:
                     r = self.wrk(srv, f"[8 rep {rep + 1} {label}]")
                     # Both rows are ours; the 'upstream' column holds the run without TTLs.
                     column = "ours" if label == "TTL 1h" else "upstream"

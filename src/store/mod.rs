@@ -524,7 +524,7 @@ impl Store {
         let now_ms = (unix_now() * 1000.0) as u64;
         let (count, ticket) = {
             let mut state = self.shared.state.write();
-            let keys = state.expired(now_ms);
+            let keys = state.take_expired(now_ms);
             for key in &keys {
                 tracing::debug!(group = %key, "Group expired");
             }

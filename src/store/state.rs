@@ -83,8 +83,11 @@ struct Group {
     failure_time: f64,
     /// The group's own TTL in seconds, if a push set one.
     ttl: Option<f64>,
-    /// When the group expires (Unix milliseconds), as filed in `State::expiry`.
+    /// When the group expires (Unix milliseconds).
     deadline: Option<u64>,
+    /// Where the group is filed in `State::expiry`: at its deadline or earlier (a push only
+    /// moves a deadline later, and the group is re-filed when the earlier time comes).
+    filed: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -118,7 +121,8 @@ pub(super) struct State {
     series: usize,
     /// `--push.group-ttl` in seconds (0 = groups without their own TTL never expire).
     default_ttl: f64,
-    /// Every group that will expire, by deadline: the next expiry is the first entry.
+    /// Every group that will expire, by the time it is filed at (its deadline or earlier):
+    /// the first entry is the next time to look.
     expiry: BTreeSet<(u64, GroupingKey)>,
     /// Set when a change made some group's deadline the earliest; taken by the store to wake
     /// the expiry task.
@@ -360,8 +364,13 @@ impl State {
         self.refresh_deadline(key);
     }
 
-    /// Files group `key` under its current deadline (TTL after its last successful push, or
-    /// after its creation by a failed one).
+    /// Works out group `key`'s deadline (its TTL after its last successful push, or after its
+    /// creation by a failed one) and files it no later than that.
+    ///
+    /// The common case, a push moving a deadline later, touches nothing but the group: the
+    /// group stays filed at the earlier time and is re-filed when that time comes
+    /// ([`State::take_expired`]), at most once per TTL. So keeping TTLs costs a push almost
+    /// nothing, however many groups there are.
     fn refresh_deadline(&mut self, key: &GroupingKey) {
         let Some(group) = self.groups.get_mut(key) else {
             return;
@@ -372,17 +381,18 @@ impl State {
         } else {
             group.failure_time
         };
-        let deadline = (ttl > 0.0).then(|| ((since + ttl) * 1000.0).ceil() as u64);
-        if group.deadline == deadline {
-            return;
+        group.deadline = (ttl > 0.0).then(|| ((since + ttl) * 1000.0).ceil() as u64);
+        let file_at = match (group.deadline, group.filed) {
+            (Some(deadline), Some(filed)) if filed <= deadline => return,
+            (deadline, _) => deadline,
+        };
+        if let Some(filed) = group.filed.take() {
+            self.expiry.remove(&(filed, key.clone()));
         }
-        if let Some(old) = group.deadline.take() {
-            self.expiry.remove(&(old, key.clone()));
-        }
-        group.deadline = deadline;
-        if let Some(deadline) = deadline {
-            self.expiry.insert((deadline, key.clone()));
-            if self.expiry.first().map(|(first, _)| *first) == Some(deadline) {
+        if let Some(at) = file_at {
+            group.filed = Some(at);
+            self.expiry.insert((at, key.clone()));
+            if self.expiry.first().map(|(first, _)| *first) == Some(at) {
                 self.earliest_changed = true;
             }
         }
@@ -395,24 +405,42 @@ impl State {
         let keys: Vec<GroupingKey> = self.groups.keys().cloned().collect();
         for key in &keys {
             if let Some(group) = self.groups.get_mut(key) {
-                group.deadline = None;
+                group.filed = None;
             }
             self.refresh_deadline(key);
         }
     }
 
-    /// The earliest deadline (Unix milliseconds), if any group will expire.
+    /// The earliest time (Unix milliseconds) a group may expire at, if any group will.
     pub(super) fn next_deadline(&self) -> Option<u64> {
-        self.expiry.first().map(|(deadline, _)| *deadline)
+        self.expiry.first().map(|(at, _)| *at)
     }
 
-    /// The groups whose deadline is at or before `now_ms`.
-    pub(super) fn expired(&self, now_ms: u64) -> Vec<GroupingKey> {
-        self.expiry
+    /// The groups whose deadline is at or before `now_ms`. Groups filed by then whose
+    /// deadline moved later are filed again at their deadline.
+    pub(super) fn take_expired(&mut self, now_ms: u64) -> Vec<GroupingKey> {
+        let due: Vec<GroupingKey> = self
+            .expiry
             .iter()
-            .take_while(|(deadline, _)| *deadline <= now_ms)
+            .take_while(|(at, _)| *at <= now_ms)
             .map(|(_, key)| key.clone())
-            .collect()
+            .collect();
+        let mut expired = Vec::new();
+        for key in due {
+            let deadline = self.groups.get(&key).and_then(|group| group.deadline);
+            match deadline {
+                Some(deadline) if deadline <= now_ms => expired.push(key),
+                _ => {
+                    if let Some(group) = self.groups.get_mut(&key) {
+                        if let Some(filed) = group.filed.take() {
+                            self.expiry.remove(&(filed, key.clone()));
+                        }
+                    }
+                    self.refresh_deadline(&key);
+                }
+            }
+        }
+        expired
     }
 
     /// Whether a change since the last call made some deadline the earliest.
@@ -494,8 +522,8 @@ impl State {
         let Some(group) = self.groups.remove(key) else {
             return;
         };
-        if let Some(deadline) = group.deadline {
-            self.expiry.remove(&(deadline, key.clone()));
+        if let Some(filed) = group.filed {
+            self.expiry.remove(&(filed, key.clone()));
         }
         for name in &group.families {
             self.remove_member(name, key);
@@ -959,6 +987,39 @@ mod tests {
             prepare_push(&key(job), families, &state.hasher, 1.0, NameRules::Utf8).unwrap();
         let families = prepared.into_iter().map(|p| (p.name, p.member)).collect();
         state.commit(key(job), families, PushMode::Replace, 1.0, None);
+    }
+
+    fn push_at(state: &mut State, job: &str, now: f64, ttl: Option<f64>) {
+        let families = parse_text_with(b"m 1\n", NameRules::Legacy).unwrap();
+        let prepared =
+            prepare_push(&key(job), families, &state.hasher, now, NameRules::Legacy).unwrap();
+        let families = prepared.into_iter().map(|p| (p.name, p.member)).collect();
+        state.commit(key(job), families, PushMode::Replace, now, ttl);
+    }
+
+    #[test]
+    fn expiry_files_groups_no_later_than_their_deadline() {
+        let mut state = State::new(LabelHasher::random());
+        state.set_default_ttl(10.0);
+        push_at(&mut state, "a", 100.0, None);
+        push_at(&mut state, "b", 105.0, None);
+        assert_eq!(state.next_deadline(), Some(110_000));
+        // A later push moves a's deadline to 130 s but leaves it filed at 110 s.
+        push_at(&mut state, "a", 120.0, None);
+        assert_eq!(state.next_deadline(), Some(110_000));
+        // At 112 s nothing has expired; a is filed again at its deadline.
+        assert!(state.take_expired(112_000).is_empty());
+        assert_eq!(state.next_deadline(), Some(115_000));
+        assert_eq!(state.take_expired(115_000), vec![key("b")]);
+        state.delete(&key("b"));
+        assert_eq!(state.next_deadline(), Some(130_000));
+        // A shorter TTL of its own files a group earlier at once; 0 takes it out.
+        push_at(&mut state, "a", 121.0, Some(2.0));
+        assert_eq!(state.next_deadline(), Some(123_000));
+        push_at(&mut state, "a", 122.0, Some(0.0));
+        assert_eq!(state.next_deadline(), None);
+        assert!(state.take_expired(u64::MAX).is_empty());
+        assert!(state.take_earliest_changed());
     }
 
     /// The chunks of a text scrape, and its lines without the push-time gauges.
