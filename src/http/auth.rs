@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use base64::Engine;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
+use super::errors::plain_text;
 use crate::web_config::{RateLimit, WebConfig, WebConfigFile};
 
 /// How many verdicts are cached; a tenth is dropped when full.
@@ -116,18 +117,18 @@ impl Guard {
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let Ok(config) = guard.file.current() else {
         // Already logged by the file; refusing beats serving with stale users.
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        return plain_text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
     let allowed = guard
         .limiter
         .as_ref()
         .is_none_or(|limiter| limiter.lock().take());
     let mut response = if !allowed {
-        plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+        plain_text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
     } else if config.users.is_empty() || guard.authenticated(&config, request.headers()).await {
         next.run(request).await
     } else {
-        let mut refusal = plain(StatusCode::UNAUTHORIZED, "Unauthorized");
+        let mut refusal = plain_text(StatusCode::UNAUTHORIZED, "Unauthorized");
         refusal
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
@@ -176,20 +177,6 @@ fn dummy_hash(cost: u32) -> String {
         .entry(cost)
         .or_insert_with(|| bcrypt::hash("no such user", cost).unwrap_or_default())
         .clone()
-}
-
-fn plain(status: StatusCode, text: &str) -> Response {
-    let mut response = (status, format!("{text}\n")).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 /// `rate_limit`: a bucket of `burst` tokens, refilled by one every `interval`, full at start

@@ -118,20 +118,28 @@ impl ApiError {
     }
 }
 
+/// A plain-text answer, as Go's `http.Error` writes one: the text and a newline.
+pub fn plain_text(status: StatusCode, text: &str) -> Response {
+    let mut response = (status, format!("{text}\n")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), format!("{self}\n")).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        let mut response = plain_text(self.status(), &self.to_string());
         if let ApiError::MethodNotAllowed { allow, .. } = self {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
