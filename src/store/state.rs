@@ -160,16 +160,38 @@ impl Resolved<'_> {
 /// A scrape body as a list of byte chunks: small writes gather in `buf`, and each group's
 /// stored lines are shared (a reference count, not a copy), so a large scrape is assembled
 /// without copying its bulk and can be streamed as it is.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Chunks {
     pub buf: Vec<u8>,
     chunks: Vec<Bytes>,
     len: usize,
+    /// Shorter stored bytes are copied rather than shared ([`SHARE_AT_LEAST`]).
+    share_at_least: usize,
 }
 
+impl Default for Chunks {
+    fn default() -> Chunks {
+        Chunks {
+            buf: Vec::new(),
+            chunks: Vec::new(),
+            len: 0,
+            share_at_least: SHARE_AT_LEAST,
+        }
+    }
+}
+
+/// Stored bytes shorter than this are copied into the running buffer instead of shared: a
+/// group's two time gauges and small families would otherwise each become a body frame of
+/// their own, and with many small groups the per-frame cost outweighs a short copy.
+const SHARE_AT_LEAST: usize = 2048;
+
 impl Chunks {
-    /// Appends stored bytes without copying them.
+    /// Appends stored bytes, without copying them unless they are short.
     pub fn share(&mut self, bytes: &Bytes) {
+        if bytes.len() < self.share_at_least {
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
         self.flush();
         self.len += bytes.len();
         self.chunks.push(bytes.clone());
@@ -1024,7 +1046,11 @@ mod tests {
 
     /// The chunks of a text scrape, and its lines without the push-time gauges.
     fn render(state: &State, escaping: EscapingScheme) -> (Vec<Bytes>, String) {
-        let mut chunks = Chunks::default();
+        // Share even the shortest stored bytes, so the test can see what was shared.
+        let mut chunks = Chunks {
+            share_at_least: 0,
+            ..Chunks::default()
+        };
         state.render(&[], &[], ScrapeFormat::Text, escaping, &mut chunks);
         let (chunks, _) = chunks.finish();
         let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
