@@ -133,7 +133,7 @@ impl BuildHasher for LabelHasher {
 }
 
 /// Hashes a label set (names and values, in order) with the store's keyed hasher.
-pub fn label_hash(hasher: &LabelHasher, labels: &[Label]) -> u64 {
+pub fn label_hash<'a>(hasher: &LabelHasher, labels: impl IntoIterator<Item = &'a Label>) -> u64 {
     let mut state = hasher.build_hasher();
     for label in labels {
         state.write(label.name.as_bytes());
