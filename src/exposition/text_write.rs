@@ -47,17 +47,72 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
         write_int(out, value as i64);
         return;
     }
-    // Rust's `{:e}` gives the shortest digits that read back as `value` (as Go's -1
-    // precision asks), spelled `-1.2345e-7` (at most 24 bytes): take them and their exponent
-    // apart. Written into a stack buffer, not a `String`.
-    let mut sci = [0u8; 40];
-    let len = {
-        let mut cursor = &mut sci[..];
-        // Cannot fail: the buffer is larger than any `{:e}` of an f64.
-        let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{value:e}"));
-        40 - cursor.len()
+    let mut digit_buf = [0u8; 40];
+    let (negative, digits, exp) = match short_decimal(value, &mut digit_buf) {
+        Some(found) => found,
+        None => shortest_digits(value, &mut digit_buf),
     };
-    let text = &sci[..len];
+    write_decimal(out, negative, digits, exp);
+}
+
+/// `value`'s shortest digits (`d.ddd`, no trailing zeros) and the power of ten of the
+/// first, when it is a decimal of at most 15 significant digits: the smallest `k` for which
+/// `m / 10^k` (exact operands, so correctly rounded) is `value` gives them. Up to 15 digits,
+/// no two decimals of one length read back as the same double, so these are the digits any
+/// shortest-round-trip formatter picks. Most pushed values are such decimals, and this is
+/// much cheaper than the general search.
+fn short_decimal(value: f64, buf: &mut [u8; 40]) -> Option<(bool, &[u8], i32)> {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let abs = value.abs();
+    for (k, &power) in POWERS.iter().enumerate() {
+        let scaled = abs * power;
+        if scaled >= 1e15 {
+            return None;
+        }
+        let m = scaled.round();
+        if m / power == abs {
+            let mut int_buf = [0u8; 20];
+            let mut at = int_buf.len();
+            let mut rest = m as u64;
+            loop {
+                at -= 1;
+                int_buf[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            let written = &int_buf[at..];
+            let exp = written.len() as i32 - 1 - k as i32;
+            let kept = written.len() - written.iter().rev().take_while(|&&d| d == b'0').count();
+            buf[..kept].copy_from_slice(&written[..kept]);
+            return Some((value < 0.0, &buf[..kept], exp));
+        }
+    }
+    None
+}
+
+/// `value`'s shortest round-trip digits (`d.ddd`, no trailing zeros), the power of ten of
+/// the first, and the sign, for any finite non-zero `value`.
+fn shortest_digits(value: f64, digit_buf: &mut [u8; 40]) -> (bool, &[u8], i32) {
+    // Ryu finds them fast; it and Rust's `{:e}` (what this writer has always used) can only disagree
+    // on a tie between two 16- or 17-digit candidates (Go and Ryu round it to even, Rust
+    // up), so those keep Rust's answer. Either way the text is taken apart into digits and
+    // an exponent: `7.3`, `100.0`, `0.0001`, `1.5e-7`, `-1.2345e-7`.
+    let mut ryu = ryu::Buffer::new();
+    let mut text = ryu.format_finite(value).as_bytes();
+    let mut sci = [0u8; 40];
+    if text.iter().filter(|b| b.is_ascii_digit()).count() >= 16 {
+        let len = {
+            let mut cursor = &mut sci[..];
+            // Cannot fail: the buffer is larger than any `{:e}` of an f64 (24 bytes at most).
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{value:e}"));
+            40 - cursor.len()
+        };
+        text = &sci[..len];
+    }
     let (negative, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -68,7 +123,6 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
         .iter()
         .position(|&b| b == b'.')
         .unwrap_or(mantissa.len());
-    let mut digit_buf = [0u8; 40];
     let mut n_digits = 0;
     for &b in mantissa.iter().filter(|b| **b != b'.') {
         digit_buf[n_digits] = b;
@@ -86,6 +140,13 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     // The exponent of the first significant digit: `value` = d.ddd × 10^exp.
     let exp = point as i32 - 1 - leading_zeros as i32 + parse_exponent(exp_text);
     let digits = &digit_buf[leading_zeros..n_digits - trailing_zeros];
+    (negative, digits, exp)
+}
+
+/// Appends a decimal given by its sign, significant digits and the power of ten of the
+/// first one, laid out as Go's `'g'` format with the shortest precision does: plain from
+/// 1e-4 up to 1e6, else `d.ddde±XX`.
+fn write_decimal(out: &mut Vec<u8>, negative: bool, digits: &[u8], exp: i32) {
     if digits.is_empty() {
         return;
     }
@@ -124,7 +185,7 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-/// The exponent after the `e` of `{:e}`: an optional `-` and decimal digits.
+/// The exponent after the `e` of Ryu or `{:e}`: an optional `-` and decimal digits.
 fn parse_exponent(text: &[u8]) -> i32 {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -567,10 +628,17 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let value = match i % 3 {
+            let value = match i % 4 {
                 0 => f64::from_bits(x),
                 1 => (x % 10_000_000) as f64 / 10.0,
-                _ => -((x % 100_000) as f64) * 1e-3,
+                2 => -((x % 100_000) as f64) * 1e-3,
+                // 1 to 17 significant digits at exponents from -40 to 39.
+                _ => {
+                    let digits = 1 + (x >> 8) % 17;
+                    let mantissa = (x >> 16) % 10u64.pow(digits as u32);
+                    let exp = (x % 80) as i32 - 40;
+                    format!("{mantissa}e{exp}").parse().unwrap()
+                }
             };
             assert_eq!(format_float(value), reference_float(value), "{value:e}");
         }
