@@ -951,6 +951,9 @@ fn invalid_escape(byte: u8) -> String {
 /// and case-insensitive `inf`, `infinity` (optionally signed) and `nan` (unsigned). Hex
 /// floats, underscores and out-of-range values are rejected.
 fn parse_float(text: &[u8]) -> Option<f64> {
+    if let Some(value) = parse_short_decimal(text) {
+        return Some(value);
+    }
     let text = std::str::from_utf8(text).ok()?;
     let value: f64 = text.parse().ok()?;
     let unsigned = text.strip_prefix(['+', '-']);
@@ -960,6 +963,37 @@ fn parse_float(text: &[u8]) -> Option<f64> {
         return None;
     }
     Some(value)
+}
+
+/// `-?digits(.digits)?` with at most 15 digits in all, which is what most values look like:
+/// `m / 10^k` of exact operands is the correctly rounded value, as the full parse gives it.
+/// `None` for anything else.
+fn parse_short_decimal(text: &[u8]) -> Option<f64> {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (int_part, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &text[text.len()..]),
+    };
+    let digits = int_part.len() + fraction.len();
+    let has_point = int_part.len() < text.len();
+    if int_part.is_empty() || (has_point && fraction.is_empty()) || digits > 15 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    for &b in int_part.iter().chain(fraction) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(b - b'0');
+    }
+    let value = mantissa as f64 / POWERS[fraction.len()];
+    Some(if negative { -value } else { value })
 }
 
 /// Go's `strconv.ParseInt(text, 10, 64)`.
@@ -1446,6 +1480,43 @@ mod tests {
             ("1.7976931348623157e308", f64::MAX),
         ] {
             assert_eq!(single_value(&format!("a {text}\n")), value, "{text}");
+        }
+    }
+
+    #[test]
+    fn short_decimals_parse_as_the_full_parser_does() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..100_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = 1 + (x % 17) as usize;
+            let mut text = if i % 3 == 0 {
+                "-".to_string()
+            } else {
+                String::new()
+            };
+            let all: String = (0..digits)
+                .map(|d| char::from(b'0' + ((x >> (d * 3)) % 10) as u8))
+                .collect();
+            let point = (x >> 60) as usize % (digits + 1);
+            text.push_str(&all[..point.max(1)]);
+            if point > 0 && point < digits {
+                text.push('.');
+                text.push_str(&all[point..]);
+            }
+            let full: f64 = text.parse().unwrap();
+            match parse_short_decimal(text.as_bytes()) {
+                Some(fast) => assert_eq!(fast.to_bits(), full.to_bits(), "{text}"),
+                None => assert!(text.trim_start_matches('-').len() > 15, "{text}"),
+            }
+            assert_eq!(
+                parse_float(text.as_bytes()).unwrap().to_bits(),
+                full.to_bits()
+            );
+        }
+        for text in ["", "-", ".", "1.", ".5", "1.2.3", "+1", "1e5", "0x1", "1_0"] {
+            assert_eq!(parse_short_decimal(text.as_bytes()), None, "{text}");
         }
     }
 

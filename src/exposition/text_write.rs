@@ -375,11 +375,17 @@ pub fn write_label_pairs_of<'a>(out: &mut Vec<u8>, labels: impl IntoIterator<Ite
         if i > 0 {
             out.push(b',');
         }
-        write_label_name(out, &label.name);
-        out.extend_from_slice(b"=\"");
-        write_escaped_label_value(out, &label.value);
-        out.push(b'"');
+        write_label_pair(out, &label.name, &label.value);
     }
+}
+
+/// Appends one label as it stands inside the braces: `name="value"`, the name quoted when
+/// it breaks the legacy rules and the value escaped.
+pub fn write_label_pair(out: &mut Vec<u8>, name: &str, value: &str) {
+    write_label_name(out, name);
+    out.extend_from_slice(b"=\"");
+    write_escaped_label_value(out, value);
+    out.push(b'"');
 }
 
 /// Appends one sample line, `name{pairs,extra} value[ timestamp]`, with the labels already

@@ -6,7 +6,8 @@
 //! family's text lines once so scrapes only copy bytes. The checks against what other groups
 //! hold live in [`super::state`].
 //!
-//! A large push is mostly this work, so it avoids copying labels: the group's labels are
+//! A large push is mostly this work, so its families are prepared on several threads, and
+//! it avoids copying labels: the group's labels are
 //! merged into each series' own labels by reference ([`SeriesLabels`]) as the series are
 //! sorted, hashed and written, never cloned into them. Series are sorted by one contiguous
 //! byte key each whose order is the order of their label sets.
@@ -16,12 +17,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::member::{label_hash, names_are_legacy, text_is_lossless, LabelHasher, Member};
+use super::member::{
+    hash_bytes, names_are_legacy, text_is_lossless, write_hash_input, LabelHasher, Member,
+};
 use super::ValidationError;
 use crate::exposition::model::{Label, Metric, MetricFamily, MetricValue};
 use crate::exposition::names::{is_valid_label_name, needs_quoting, NameRules};
 use crate::exposition::protobuf::encode_metric_fields;
-use crate::exposition::text_write::{write_label_pairs_of, write_series_with_pairs};
+use crate::exposition::text_write::{write_label_pair, write_series_with_pairs};
 use crate::grouping::GroupingKey;
 
 /// The names of the two gauges the gateway keeps per group; pushed families with these names
@@ -117,28 +120,97 @@ impl<'a> SeriesLabels<'a> {
         find(self.own).or_else(|| find(self.group))
     }
 
-    /// Appends a byte string whose order among others of its kind is the order of the label
-    /// sets (`Vec<Label>`'s, label by label, name then value): each string ends in a `0`,
-    /// and the bytes `0` and `1` inside one are written as `1 1` and `1 2`.
-    fn write_sort_key(self, out: &mut Vec<u8>) {
-        fn put(out: &mut Vec<u8>, text: &str) {
-            let bytes = text.as_bytes();
-            if bytes.iter().all(|&b| b > 1) {
-                out.extend_from_slice(bytes);
-            } else {
-                for &b in bytes {
-                    if b > 1 {
-                        out.push(b);
-                    } else {
-                        out.extend_from_slice(&[1, b + 1]);
+    /// Calls `each` with every label in name order, and for the group's labels their index
+    /// in the group's list.
+    fn walk(self, mut each: impl FnMut(&'a Label, Option<usize>)) {
+        let (mut own, mut group_index) = (self.own, 0);
+        loop {
+            match (own.split_first(), self.group.get(group_index)) {
+                (Some((o, rest)), Some(g)) => match o.name.cmp(&g.name) {
+                    Ordering::Less => {
+                        each(o, None);
+                        own = rest;
                     }
+                    Ordering::Equal => {
+                        // The series names this label itself: its own copy is the one.
+                        each(o, None);
+                        own = rest;
+                        group_index += 1;
+                    }
+                    Ordering::Greater => {
+                        each(g, Some(group_index));
+                        group_index += 1;
+                    }
+                },
+                (Some((o, rest)), None) => {
+                    each(o, None);
+                    own = rest;
+                }
+                (None, Some(g)) => {
+                    each(g, Some(group_index));
+                    group_index += 1;
+                }
+                (None, None) => return,
+            }
+        }
+    }
+}
+
+/// Appends one label's part of a series' sort key: a byte string whose order among others
+/// of its kind is the order of the label sets (`Vec<Label>`'s, label by label, name then
+/// value). Name and value each end in a `0`, and the bytes `0` and `1` inside them are
+/// written as `1 1` and `1 2`.
+fn write_key_part(out: &mut Vec<u8>, label: &Label) {
+    fn put(out: &mut Vec<u8>, text: &str) {
+        let bytes = text.as_bytes();
+        if bytes.iter().all(|&b| b > 1) {
+            out.extend_from_slice(bytes);
+        } else {
+            for &b in bytes {
+                if b > 1 {
+                    out.push(b);
+                } else {
+                    out.extend_from_slice(&[1, b + 1]);
                 }
             }
-            out.push(0);
         }
-        for label in self.iter() {
-            put(out, &label.name);
-            put(out, &label.value);
+        out.push(0);
+    }
+    put(out, &label.name);
+    put(out, &label.value);
+}
+
+/// Series `index`'s part of `bytes`, where series end at `ends`.
+fn slice<'a>(bytes: &'a [u8], ends: &[usize], index: u32) -> &'a [u8] {
+    let index = index as usize;
+    let start = if index == 0 { 0 } else { ends[index - 1] };
+    &bytes[start..ends[index]]
+}
+
+/// The group's labels written once per push, as every series that lacks them needs them:
+/// their sort-key parts, their `name="value"` text and their hash input.
+struct GroupForms {
+    keys: Vec<Vec<u8>>,
+    pairs: Vec<Vec<u8>>,
+    hash_inputs: Vec<Vec<u8>>,
+}
+
+impl GroupForms {
+    fn new(group_labels: &[Label]) -> GroupForms {
+        let render = |write: fn(&mut Vec<u8>, &Label)| {
+            group_labels
+                .iter()
+                .map(|label| {
+                    let mut out = Vec::new();
+                    write(&mut out, label);
+                    out
+                })
+                .collect()
+        };
+        GroupForms {
+            keys: render(write_key_part),
+            pairs: render(|out, label| write_label_pair(out, &label.name, &label.value)),
+            hash_inputs: render(write_hash_input),
         }
     }
 }
@@ -174,12 +246,34 @@ pub fn prepare_push(
         });
     }
     let group_labels: Arc<[Label]> = group_series_labels(key).into();
-    let mut prepared: Vec<PreparedFamily> = Vec::with_capacity(families.len());
-    for family in families {
-        if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
-            continue;
-        }
-        let family = prepare_family(key, &group_labels, family, hasher, now, names)?;
+    let families: Vec<MetricFamily> = families
+        .into_iter()
+        .filter(|f| f.name != PUSH_TIME && f.name != PUSH_FAILURE_TIME)
+        .collect();
+    let forms = GroupForms::new(&group_labels);
+    let prepare = |family| prepare_family(key, &group_labels, &forms, family, hasher, now, names);
+    let series: usize = families.iter().map(|f| f.metrics.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<Result<PreparedFamily, ValidationError>> =
+        if series >= PARALLEL_SERIES && families.len() > 1 && threads > 1 {
+            in_parallel(families, threads, prepare)
+        } else {
+            // One by one, stopping at the first problem.
+            let mut results = Vec::with_capacity(families.len());
+            for family in families {
+                let result = prepare(family);
+                let failed = result.is_err();
+                results.push(result);
+                if failed {
+                    break;
+                }
+            }
+            results
+        };
+    let mut prepared: Vec<PreparedFamily> = Vec::with_capacity(results.len());
+    for result in results {
+        // The first problem in push order, whichever way the families were prepared.
+        let family = result?;
         // Two families of one name in a push (possible in protobuf): the last one wins.
         prepared.retain(|p| p.name != family.name);
         prepared.push(family);
@@ -187,9 +281,58 @@ pub fn prepare_push(
     Ok(prepared)
 }
 
+/// Pushes of at least this many series (in two families or more) are prepared on several
+/// threads.
+const PARALLEL_SERIES: usize = 20_000;
+
+/// `prepare` applied to every family, on up to `threads` threads (this one included), the
+/// results in the order of `families`. Families go to threads by size, largest first, each
+/// to the thread with the fewest series so far.
+fn in_parallel<T: Send>(
+    families: Vec<MetricFamily>,
+    threads: usize,
+    prepare: impl Fn(MetricFamily) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.min(families.len());
+    let mut by_size: Vec<(usize, MetricFamily)> = families.into_iter().enumerate().collect();
+    by_size.sort_by_key(|(_, f)| std::cmp::Reverse(f.metrics.len()));
+    let mut shares: Vec<(usize, Vec<(usize, MetricFamily)>)> =
+        (0..threads).map(|_| (0, Vec::new())).collect();
+    for (index, family) in by_size {
+        let share = shares
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least one thread");
+        share.0 += family.metrics.len().max(1);
+        share.1.push((index, family));
+    }
+    let work = |share: Vec<(usize, MetricFamily)>| -> Vec<(usize, T)> {
+        share
+            .into_iter()
+            .map(|(index, family)| (index, prepare(family)))
+            .collect()
+    };
+    let mut shares = shares.into_iter().map(|(_, share)| share);
+    let own = shares.next().unwrap_or_default();
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let others: Vec<_> = shares.map(|share| scope.spawn(|| work(share))).collect();
+        let mut done = work(own);
+        for other in others {
+            match other.join() {
+                Ok(results) => done.extend(results),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 fn prepare_family(
     key: &GroupingKey,
     group_labels: &Arc<[Label]>,
+    forms: &GroupForms,
     mut family: MetricFamily,
     hasher: &LabelHasher,
     now: f64,
@@ -238,21 +381,45 @@ fn prepare_family(
     let labels_of =
         |index: u32| SeriesLabels::new(&family.metrics[index as usize].labels, group_labels);
 
-    // Sort the series by their label sets, compared as one contiguous key each.
+    // One pass over the series in pushed order writes each one's sort key and label text
+    // and hashes its labels, copying the group's labels from `forms`.
     let count = family.metrics.len();
     let mut keys: Vec<u8> = Vec::with_capacity(count * 32);
     let mut key_ends: Vec<usize> = Vec::with_capacity(count);
+    let mut pairs: Vec<u8> = Vec::with_capacity(count * 32);
+    let mut pair_ends: Vec<usize> = Vec::with_capacity(count);
+    let mut hashes: Vec<u64> = Vec::with_capacity(count);
+    let mut hash_input: Vec<u8> = Vec::with_capacity(256);
     for index in 0..count as u32 {
-        labels_of(index).write_sort_key(&mut keys);
+        hash_input.clear();
+        let mut first = true;
+        labels_of(index).walk(|label, group_index| {
+            if !first {
+                pairs.push(b',');
+            }
+            first = false;
+            match group_index {
+                Some(i) => {
+                    keys.extend_from_slice(&forms.keys[i]);
+                    pairs.extend_from_slice(&forms.pairs[i]);
+                    hash_input.extend_from_slice(&forms.hash_inputs[i]);
+                }
+                None => {
+                    write_key_part(&mut keys, label);
+                    write_label_pair(&mut pairs, &label.name, &label.value);
+                    write_hash_input(&mut hash_input, label);
+                }
+            }
+        });
         key_ends.push(keys.len());
+        pair_ends.push(pairs.len());
+        hashes.push(hash_bytes(hasher, &hash_input));
     }
-    let sort_key = |index: u32| {
-        let index = index as usize;
-        let start = if index == 0 { 0 } else { key_ends[index - 1] };
-        &keys[start..key_ends[index]]
-    };
-    // Series of one push often share a long start (the group's labels, a common label): a
-    // comparison first looks at the 8 bytes after the part every key shares, as a number.
+    let sort_key = |index: u32| slice(&keys, &key_ends, index);
+
+    // Sort the series by their keys. Series of one push often share a long start (the
+    // group's labels, a common label): a comparison first looks at the 8 bytes after the
+    // part every key shares, as a number.
     let shared = (1..count as u32).fold(count.min(1) * sort_key(0).len(), |shared, index| {
         let (first, other) = (&sort_key(0)[..shared], sort_key(index));
         first.iter().zip(other).take_while(|(a, b)| a == b).count()
@@ -266,12 +433,20 @@ fn prepare_family(
         u64::from_be_bytes(bytes)
     };
     let mut order: Vec<(u64, u32)> = (0..count as u32).map(|i| (head(i), i)).collect();
-    // Equal keys are duplicates, refused below, so the order among them cannot matter.
-    order.sort_unstable_by(|&(head_a, a), &(head_b, b)| {
-        head_a
-            .cmp(&head_b)
-            .then_with(|| sort_key(a)[shared..].cmp(&sort_key(b)[shared..]))
-    });
+    // By head (ties by index, put right below); equal keys are duplicates, refused below,
+    // so the order among them cannot matter.
+    order.sort_unstable();
+    let mut run_start = 0;
+    while run_start < order.len() {
+        let head = order[run_start].0;
+        let run_end = run_start + order[run_start..].partition_point(|&(h, _)| h == head);
+        if run_end - run_start > 1 {
+            order[run_start..run_end].sort_unstable_by(|&(_, a), &(_, b)| {
+                sort_key(a)[shared..].cmp(&sort_key(b)[shared..])
+            });
+        }
+        run_start = run_end;
+    }
     if let Some(pair) = order
         .windows(2)
         .find(|w| w[0].0 == w[1].0 && sort_key(w[0].1) == sort_key(w[1].1))
@@ -285,16 +460,14 @@ fn prepare_family(
 
     let quote_name = needs_quoting(&family.name);
     let mut text = Vec::with_capacity(count * 64);
-    let mut pairs = Vec::with_capacity(128);
     let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
     for &index in &order {
-        let labels = labels_of(index);
-        pairs.clear();
-        write_label_pairs_of(&mut pairs, labels.iter());
         let metric = &family.metrics[index as usize];
-        write_series_with_pairs(&mut text, &family.name, quote_name, metric, &pairs);
-        sorted.push((index, label_hash(hasher, labels.iter())));
+        let series_pairs = slice(&pairs, &pair_ends, index);
+        write_series_with_pairs(&mut text, &family.name, quote_name, metric, series_pairs);
+        sorted.push((index, hashes[index as usize]));
     }
+    drop((pairs, pair_ends));
     let proto = (!text_is_lossless(&family)).then(|| {
         // Rare (native histograms, exemplars, units…): only here are the full label sets
         // gathered into each series.
@@ -309,7 +482,6 @@ fn prepare_family(
         encode_metric_fields(&metrics, &mut proto);
         Bytes::from(proto)
     });
-    let mut hashes: Vec<u64> = sorted.iter().map(|&(_, hash)| hash).collect();
     hashes.sort_unstable();
     let legacy_names =
         names_are_legacy(&family) && group_labels.iter().all(|l| is_valid_label_name(&l.name));
@@ -369,6 +541,7 @@ pub fn series_display<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label
 mod tests {
     use super::*;
     use crate::exposition::model::{Metric, MetricKind};
+    use crate::store::member::label_hash;
 
     /// `prepare_push` with a fresh hasher, a fixed time and the legacy name rules.
     fn prepare(
