@@ -7,10 +7,11 @@
 //! hold live in [`super::state`].
 //!
 //! A large push is mostly this work, so its families are prepared on several threads, and
-//! it avoids copying labels: the group's labels are
-//! merged into each series' own labels by reference ([`SeriesLabels`]) as the series are
-//! sorted, hashed and written, never cloned into them. Series are sorted by one contiguous
-//! byte key each whose order is the order of their label sets.
+//! no label is copied into a series: the group's labels are merged with each series' own
+//! labels by reference ([`SeriesLabels`]), and written once per push in the three forms a
+//! series needs (sort key, label text, hash input). One pass per series writes those three;
+//! series are then sorted by their keys, contiguous byte strings whose order is the order
+//! of the label sets, and their text lines are written in that order.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
