@@ -14,7 +14,7 @@
 //! of the label sets, and their text lines are written in that order.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -254,10 +254,9 @@ pub fn prepare_push(
     let forms = GroupForms::new(&group_labels);
     let prepare = |family| prepare_family(key, &group_labels, &forms, family, hasher, now, names);
     let series: usize = families.iter().map(|f| f.metrics.len()).sum();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let results: Vec<Result<PreparedFamily, ValidationError>> =
-        if series >= PARALLEL_SERIES && families.len() > 1 && threads > 1 {
-            in_parallel(families, threads, prepare)
+        if series >= PARALLEL_SERIES && families.len() > 1 && threads() > 1 {
+            in_parallel(families, threads(), prepare)
         } else {
             // One by one, stopping at the first problem.
             let mut results = Vec::with_capacity(families.len());
@@ -285,6 +284,13 @@ pub fn prepare_push(
 /// Pushes of at least this many series (in two families or more) are prepared on several
 /// threads.
 const PARALLEL_SERIES: usize = 20_000;
+
+/// How many threads a large push is prepared on: the CPUs this process may use, found out
+/// once (the standard library reads the cgroup files and the affinity mask to tell).
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// `prepare` applied to every family, on up to `threads` threads (this one included), the
 /// results in the order of `families`. Families go to threads by size, largest first, each
