@@ -13,6 +13,10 @@
 //! reject what it rejects, with its error messages and the 1-based line number of the
 //! offending line, so that the answer a client gets for a bad push reads the same.
 //!
+//! A large body is parsed as parts on several threads, cut at comment lines, whenever the
+//! parts cannot have affected each other (no name of a part resolves to a family of an
+//! earlier part); otherwise, or on any error, it is parsed in one pass.
+//!
 //! Where the upstream parser is silently lossy this one is a little stricter (a summary line
 //! without `quantile`, a bucket without `le`, a negative count, a repeated label are errors),
 //! and where it is needlessly picky it is a little laxer (blanks may trail a sample line).
@@ -30,6 +34,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use super::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
@@ -60,8 +65,96 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<MetricFamily>, TextParseError> {
 /// Like [`parse_text`], with the given name rules: [`NameRules::Utf8`] also accepts quoted
 /// metric and label names (see the module documentation).
 pub fn parse_text_with(body: &[u8], names: NameRules) -> Result<Vec<MetricFamily>, TextParseError> {
+    if body.len() >= PARALLEL_BODY_BYTES {
+        if let Some(families) = parse_in_parts(body, names) {
+            return Ok(families);
+        }
+    }
+    parse_lines(body, names, false).map(Parser::finish)
+}
+
+/// Bodies of at least this many bytes are cut into parts parsed on several threads.
+const PARALLEL_BODY_BYTES: usize = 512 * 1024;
+
+/// Parses a large body as parts on several threads, when that gives what one pass over
+/// the whole body gives; `None` when it may not (or a part has an error, whose exact
+/// message and line number the caller gets by parsing the whole body).
+///
+/// The body is cut at comment lines (where families tend to start), one part per thread.
+/// Lines interact only through the families their names resolve to, so the parts agree
+/// with one pass when no name a part resolves, nor that name without a `_count`, `_sum`
+/// or `_bucket` suffix, is a family of an earlier part: then each part's families are new
+/// to the parts before it, in the same order of first appearance.
+fn parse_in_parts(body: &[u8], names: NameRules) -> Option<Vec<MetricFamily>> {
+    let parts = cut_at_comments(body, threads());
+    if parts.len() < 2 {
+        return None;
+    }
+    let parsed: Vec<Option<Parser<'_>>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts[1..]
+            .iter()
+            .map(|part| scope.spawn(move || parse_lines(part, names, true).ok()))
+            .collect();
+        let first = parse_lines(parts[0], names, true).ok();
+        std::iter::once(first)
+            .chain(others.into_iter().map(|other| {
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }))
+            .collect()
+    });
+    let parsers: Vec<Parser<'_>> = parsed.into_iter().collect::<Option<_>>()?;
+    {
+        let mut earlier: HashSet<&[u8]> = HashSet::new();
+        for parser in &parsers {
+            let clash = |name: &[u8]| earlier.contains(name);
+            let resolved_earlier = parser.resolved.iter().any(|name| {
+                clash(name)
+                    || [&b"_count"[..], b"_sum", b"_bucket"]
+                        .iter()
+                        .any(|suffix| name.strip_suffix(*suffix).is_some_and(clash))
+            });
+            if resolved_earlier {
+                return None;
+            }
+            earlier.extend(parser.families.iter().map(|f| f.name.as_bytes()));
+        }
+    }
+    Some(parsers.into_iter().flat_map(Parser::finish).collect())
+}
+
+/// Cuts `body` into up to `parts` pieces of about equal size, each but the first starting
+/// at a comment line.
+fn cut_at_comments(body: &[u8], parts: usize) -> Vec<&[u8]> {
+    let mut cuts = vec![0];
+    for i in 1..parts {
+        let mut from = (body.len() / parts * i).max(*cuts.last().unwrap_or(&0));
+        while let Some(at) = find_newline(&body[from..]) {
+            let line_start = from + at + 1;
+            if body.get(line_start) == Some(&b'#') {
+                cuts.push(line_start);
+                break;
+            }
+            from = line_start;
+        }
+    }
+    cuts.push(body.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| &body[w[0]..w[1]]).collect()
+}
+
+/// The CPUs this process may use, found out once.
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Parses every line of `body`, recording the names it resolves if `record`.
+fn parse_lines(body: &[u8], names: NameRules, record: bool) -> Result<Parser<'_>, TextParseError> {
     let mut parser = Parser {
         rules: names,
+        record_resolved: record,
         ..Parser::default()
     };
     let mut rest = body;
@@ -88,7 +181,7 @@ pub fn parse_text_with(body: &[u8], names: NameRules) -> Result<Vec<MetricFamily
             })?;
         rest = next;
     }
-    Ok(parser.finish())
+    Ok(parser)
 }
 
 /// The message for input that ends anywhere but at the start of a line.
@@ -255,6 +348,10 @@ struct Parser<'a> {
     label_name_set: HashSet<Cow<'a, [u8]>>,
     /// How many labels the last sample with braces had.
     labels_last_time: usize,
+    /// Whether to keep every name passed to [`Parser::resolve`] in `resolved`.
+    record_resolved: bool,
+    /// The names resolved, when `record_resolved` (see [`parse_in_parts`]).
+    resolved: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Parser<'a> {
@@ -760,6 +857,9 @@ impl<'a> Parser<'a> {
     /// never removed, a type once set never changes, and a family named like this one can
     /// only be created by resolving this very name.
     fn resolve(&mut self, name: Cow<'a, [u8]>) -> (usize, Role) {
+        if self.record_resolved {
+            self.resolved.push(copy(&name));
+        }
         if let Some(&index) = self.by_name.get(&*name) {
             return (index, Role::Plain);
         }
@@ -1481,6 +1581,85 @@ mod tests {
         ] {
             assert_eq!(single_value(&format!("a {text}\n")), value, "{text}");
         }
+    }
+
+    /// A body of more than [`PARALLEL_BODY_BYTES`]: `families` blocks of `# TYPE` and
+    /// samples, each block shaped by `block`.
+    fn large_body(families: usize, block: impl Fn(usize, &mut String)) -> String {
+        let mut body = String::new();
+        let mut f = 0;
+        while body.len() < PARALLEL_BODY_BYTES * 2 || f < families {
+            block(f, &mut body);
+            f += 1;
+        }
+        body
+    }
+
+    #[test]
+    fn large_bodies_parse_in_parts_as_in_one_pass() {
+        let one_pass = |body: &str| {
+            parse_lines(body.as_bytes(), NameRules::Legacy, false)
+                .map(Parser::finish)
+                .map_err(|e| e.to_string())
+        };
+        let in_parts = |body: &str| {
+            parse_text_with(body.as_bytes(), NameRules::Legacy).map_err(|e| e.to_string())
+        };
+        let series = |f: usize, out: &mut String, name: &str| {
+            for i in 0..2_000 {
+                let _ = writeln!(out, "{name}{{s=\"{i}\",f=\"{f}\"}} {i}.5");
+            }
+        };
+        let bodies = [
+            // Separate families: parsed in parts.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# TYPE g{f} gauge");
+                series(f, out, &format!("g{f}"));
+            }),
+            // One family throughout, typed once: a later part meets it again.
+            large_body(4, |f, out| {
+                if f == 0 {
+                    out.push_str("# TYPE g gauge\n");
+                }
+                out.push_str("# a comment\n");
+                series(f, out, "g");
+            }),
+            // Summaries whose `_count` lines come in a later block.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# TYPE s{f} summary");
+                let _ = writeln!(out, "s{f}{{quantile=\"0.5\"}} 1");
+                if f > 0 {
+                    let _ = writeln!(out, "s{}_count 3", f - 1);
+                }
+                series(f, out, &format!("u{f}"));
+            }),
+            // An untyped `x_count` first, its summary `x` typed later.
+            large_body(4, |f, out| {
+                match f {
+                    0 => out.push_str("x_count 1\n"),
+                    3 => out.push_str("# TYPE x summary\nx_count 2\n"),
+                    _ => {}
+                }
+                let _ = writeln!(out, "# HELP h{f} help");
+                series(f, out, &format!("h{f}"));
+            }),
+            // An error late in the body.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# HELP e{f} help");
+                series(f, out, &format!("e{f}"));
+                if f == 15 {
+                    out.push_str("# TYPE e0 counter\n");
+                }
+            }),
+        ];
+        for body in &bodies {
+            assert!(cut_at_comments(body.as_bytes(), 4).len() > 1);
+            assert_eq!(in_parts(body), one_pass(body));
+        }
+        assert!(in_parts(&bodies[4]).is_err());
+        // The first body really is parsed in parts.
+        assert!(parse_in_parts(bodies[0].as_bytes(), NameRules::Legacy).is_some());
+        assert!(parse_in_parts(bodies[1].as_bytes(), NameRules::Legacy).is_none());
     }
 
     #[test]
