@@ -13,6 +13,10 @@
 //! reject what it rejects, with its error messages and the 1-based line number of the
 //! offending line, so that the answer a client gets for a bad push reads the same.
 //!
+//! A large body is parsed as parts on several threads, cut at comment lines, whenever the
+//! parts cannot have affected each other (no name of a part resolves to a family of an
+//! earlier part); otherwise, or on any error, it is parsed in one pass.
+//!
 //! Where the upstream parser is silently lossy this one is a little stricter (a summary line
 //! without `quantile`, a bucket without `le`, a negative count, a repeated label are errors),
 //! and where it is needlessly picky it is a little laxer (blanks may trail a sample line).
@@ -30,6 +34,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use super::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
@@ -60,8 +65,96 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<MetricFamily>, TextParseError> {
 /// Like [`parse_text`], with the given name rules: [`NameRules::Utf8`] also accepts quoted
 /// metric and label names (see the module documentation).
 pub fn parse_text_with(body: &[u8], names: NameRules) -> Result<Vec<MetricFamily>, TextParseError> {
+    if body.len() >= PARALLEL_BODY_BYTES {
+        if let Some(families) = parse_in_parts(body, names) {
+            return Ok(families);
+        }
+    }
+    parse_lines(body, names, false).map(Parser::finish)
+}
+
+/// Bodies of at least this many bytes are cut into parts parsed on several threads.
+const PARALLEL_BODY_BYTES: usize = 512 * 1024;
+
+/// Parses a large body as parts on several threads, when that gives what one pass over
+/// the whole body gives; `None` when it may not (or a part has an error, whose exact
+/// message and line number the caller gets by parsing the whole body).
+///
+/// The body is cut at comment lines (where families tend to start), one part per thread.
+/// Lines interact only through the families their names resolve to, so the parts agree
+/// with one pass when no name a part resolves, nor that name without a `_count`, `_sum`
+/// or `_bucket` suffix, is a family of an earlier part: then each part's families are new
+/// to the parts before it, in the same order of first appearance.
+fn parse_in_parts(body: &[u8], names: NameRules) -> Option<Vec<MetricFamily>> {
+    let parts = cut_at_comments(body, threads());
+    if parts.len() < 2 {
+        return None;
+    }
+    let parsed: Vec<Option<Parser<'_>>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts[1..]
+            .iter()
+            .map(|part| scope.spawn(move || parse_lines(part, names, true).ok()))
+            .collect();
+        let first = parse_lines(parts[0], names, true).ok();
+        std::iter::once(first)
+            .chain(others.into_iter().map(|other| {
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }))
+            .collect()
+    });
+    let parsers: Vec<Parser<'_>> = parsed.into_iter().collect::<Option<_>>()?;
+    {
+        let mut earlier: HashSet<&[u8]> = HashSet::new();
+        for parser in &parsers {
+            let clash = |name: &[u8]| earlier.contains(name);
+            let resolved_earlier = parser.resolved.iter().any(|name| {
+                clash(name)
+                    || [&b"_count"[..], b"_sum", b"_bucket"]
+                        .iter()
+                        .any(|suffix| name.strip_suffix(*suffix).is_some_and(clash))
+            });
+            if resolved_earlier {
+                return None;
+            }
+            earlier.extend(parser.families.iter().map(|f| f.name.as_bytes()));
+        }
+    }
+    Some(parsers.into_iter().flat_map(Parser::finish).collect())
+}
+
+/// Cuts `body` into up to `parts` pieces of about equal size, each but the first starting
+/// at a comment line.
+fn cut_at_comments(body: &[u8], parts: usize) -> Vec<&[u8]> {
+    let mut cuts = vec![0];
+    for i in 1..parts {
+        let mut from = (body.len() / parts * i).max(*cuts.last().unwrap_or(&0));
+        while let Some(at) = find_newline(&body[from..]) {
+            let line_start = from + at + 1;
+            if body.get(line_start) == Some(&b'#') {
+                cuts.push(line_start);
+                break;
+            }
+            from = line_start;
+        }
+    }
+    cuts.push(body.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| &body[w[0]..w[1]]).collect()
+}
+
+/// The CPUs this process may use, found out once.
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Parses every line of `body`, recording the names it resolves if `record`.
+fn parse_lines(body: &[u8], names: NameRules, record: bool) -> Result<Parser<'_>, TextParseError> {
     let mut parser = Parser {
         rules: names,
+        record_resolved: record,
         ..Parser::default()
     };
     let mut rest = body;
@@ -88,7 +181,7 @@ pub fn parse_text_with(body: &[u8], names: NameRules) -> Result<Vec<MetricFamily
             })?;
         rest = next;
     }
-    Ok(parser.finish())
+    Ok(parser)
 }
 
 /// The message for input that ends anywhere but at the start of a line.
@@ -255,6 +348,10 @@ struct Parser<'a> {
     label_name_set: HashSet<Cow<'a, [u8]>>,
     /// How many labels the last sample with braces had.
     labels_last_time: usize,
+    /// Whether to keep every name passed to [`Parser::resolve`] in `resolved`.
+    record_resolved: bool,
+    /// The names resolved, when `record_resolved` (see [`parse_in_parts`]).
+    resolved: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Parser<'a> {
@@ -760,6 +857,9 @@ impl<'a> Parser<'a> {
     /// never removed, a type once set never changes, and a family named like this one can
     /// only be created by resolving this very name.
     fn resolve(&mut self, name: Cow<'a, [u8]>) -> (usize, Role) {
+        if self.record_resolved {
+            self.resolved.push(copy(&name));
+        }
         if let Some(&index) = self.by_name.get(&*name) {
             return (index, Role::Plain);
         }
@@ -951,6 +1051,9 @@ fn invalid_escape(byte: u8) -> String {
 /// and case-insensitive `inf`, `infinity` (optionally signed) and `nan` (unsigned). Hex
 /// floats, underscores and out-of-range values are rejected.
 fn parse_float(text: &[u8]) -> Option<f64> {
+    if let Some(value) = parse_short_decimal(text) {
+        return Some(value);
+    }
     let text = std::str::from_utf8(text).ok()?;
     let value: f64 = text.parse().ok()?;
     let unsigned = text.strip_prefix(['+', '-']);
@@ -960,6 +1063,37 @@ fn parse_float(text: &[u8]) -> Option<f64> {
         return None;
     }
     Some(value)
+}
+
+/// `-?digits(.digits)?` with at most 15 digits in all, which is what most values look like:
+/// `m / 10^k` of exact operands is the correctly rounded value, as the full parse gives it.
+/// `None` for anything else.
+fn parse_short_decimal(text: &[u8]) -> Option<f64> {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (int_part, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &text[text.len()..]),
+    };
+    let digits = int_part.len() + fraction.len();
+    let has_point = int_part.len() < text.len();
+    if int_part.is_empty() || (has_point && fraction.is_empty()) || digits > 15 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    for &b in int_part.iter().chain(fraction) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(b - b'0');
+    }
+    let value = mantissa as f64 / POWERS[fraction.len()];
+    Some(if negative { -value } else { value })
 }
 
 /// Go's `strconv.ParseInt(text, 10, 64)`.
@@ -1446,6 +1580,122 @@ mod tests {
             ("1.7976931348623157e308", f64::MAX),
         ] {
             assert_eq!(single_value(&format!("a {text}\n")), value, "{text}");
+        }
+    }
+
+    /// A body of more than [`PARALLEL_BODY_BYTES`]: `families` blocks of `# TYPE` and
+    /// samples, each block shaped by `block`.
+    fn large_body(families: usize, block: impl Fn(usize, &mut String)) -> String {
+        let mut body = String::new();
+        let mut f = 0;
+        while body.len() < PARALLEL_BODY_BYTES * 2 || f < families {
+            block(f, &mut body);
+            f += 1;
+        }
+        body
+    }
+
+    #[test]
+    fn large_bodies_parse_in_parts_as_in_one_pass() {
+        let one_pass = |body: &str| {
+            parse_lines(body.as_bytes(), NameRules::Legacy, false)
+                .map(Parser::finish)
+                .map_err(|e| e.to_string())
+        };
+        let in_parts = |body: &str| {
+            parse_text_with(body.as_bytes(), NameRules::Legacy).map_err(|e| e.to_string())
+        };
+        let series = |f: usize, out: &mut String, name: &str| {
+            for i in 0..2_000 {
+                let _ = writeln!(out, "{name}{{s=\"{i}\",f=\"{f}\"}} {i}.5");
+            }
+        };
+        let bodies = [
+            // Separate families: parsed in parts.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# TYPE g{f} gauge");
+                series(f, out, &format!("g{f}"));
+            }),
+            // One family throughout, typed once: a later part meets it again.
+            large_body(4, |f, out| {
+                if f == 0 {
+                    out.push_str("# TYPE g gauge\n");
+                }
+                out.push_str("# a comment\n");
+                series(f, out, "g");
+            }),
+            // Summaries whose `_count` lines come in a later block.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# TYPE s{f} summary");
+                let _ = writeln!(out, "s{f}{{quantile=\"0.5\"}} 1");
+                if f > 0 {
+                    let _ = writeln!(out, "s{}_count 3", f - 1);
+                }
+                series(f, out, &format!("u{f}"));
+            }),
+            // An untyped `x_count` first, its summary `x` typed later.
+            large_body(4, |f, out| {
+                match f {
+                    0 => out.push_str("x_count 1\n"),
+                    3 => out.push_str("# TYPE x summary\nx_count 2\n"),
+                    _ => {}
+                }
+                let _ = writeln!(out, "# HELP h{f} help");
+                series(f, out, &format!("h{f}"));
+            }),
+            // An error late in the body.
+            large_body(4, |f, out| {
+                let _ = writeln!(out, "# HELP e{f} help");
+                series(f, out, &format!("e{f}"));
+                if f == 15 {
+                    out.push_str("# TYPE e0 counter\n");
+                }
+            }),
+        ];
+        for body in &bodies {
+            assert!(cut_at_comments(body.as_bytes(), 4).len() > 1);
+            assert_eq!(in_parts(body), one_pass(body));
+        }
+        assert!(in_parts(&bodies[4]).is_err());
+        // The first body really is parsed in parts.
+        assert!(parse_in_parts(bodies[0].as_bytes(), NameRules::Legacy).is_some());
+        assert!(parse_in_parts(bodies[1].as_bytes(), NameRules::Legacy).is_none());
+    }
+
+    #[test]
+    fn short_decimals_parse_as_the_full_parser_does() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..100_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = 1 + (x % 17) as usize;
+            let mut text = if i % 3 == 0 {
+                "-".to_string()
+            } else {
+                String::new()
+            };
+            let all: String = (0..digits)
+                .map(|d| char::from(b'0' + ((x >> (d * 3)) % 10) as u8))
+                .collect();
+            let point = (x >> 60) as usize % (digits + 1);
+            text.push_str(&all[..point.max(1)]);
+            if point > 0 && point < digits {
+                text.push('.');
+                text.push_str(&all[point..]);
+            }
+            let full: f64 = text.parse().unwrap();
+            match parse_short_decimal(text.as_bytes()) {
+                Some(fast) => assert_eq!(fast.to_bits(), full.to_bits(), "{text}"),
+                None => assert!(text.trim_start_matches('-').len() > 15, "{text}"),
+            }
+            assert_eq!(
+                parse_float(text.as_bytes()).unwrap().to_bits(),
+                full.to_bits()
+            );
+        }
+        for text in ["", "-", ".", "1.", ".5", "1.2.3", "+1", "1e5", "0x1", "1_0"] {
+            assert_eq!(parse_short_decimal(text.as_bytes()), None, "{text}");
         }
     }
 

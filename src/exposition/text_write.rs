@@ -7,7 +7,10 @@
 //!
 //! The writer is split so the store can keep one family's series lines per group
 //! ([`write_series`]) and write the `# HELP`/`# TYPE` header once per merged family
-//! ([`write_header`]) at scrape time.
+//! ([`write_header`]) at scrape time. A series' label pairs can also be written first, on
+//! their own ([`write_label_pairs_of`]), and handed to [`write_series_with_pairs`]: the
+//! store renders a push that way without building each series' full label list. Numbers
+//! and escapes are written without allocating, since every pushed sample passes through here.
 //!
 //! Names that break the legacy rules (possible with `--push.enable-utf8-names`) are written
 //! as quoted strings, as the UTF-8 extension of the format has them: the metric name becomes
@@ -19,6 +22,8 @@ use super::model::{Exemplar, Label, Metric, MetricFamily, MetricKind, MetricValu
 use super::names::{label_needs_quoting, needs_quoting};
 
 /// Appends `value` formatted as Go's `strconv.FormatFloat(value, 'g', -1, 64)` does.
+///
+/// Called for every sample of every push, so it works in stack buffers and allocates nothing.
 pub fn write_float(out: &mut Vec<u8>, value: f64) {
     if value.is_nan() {
         out.extend_from_slice(b"NaN");
@@ -39,18 +44,112 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     }
     if value.fract() == 0.0 && value.abs() < 1e6 {
         // Fast path for small integers, which is what most counters hold.
-        out.extend_from_slice((value as i64).to_string().as_bytes());
+        write_int(out, value as i64);
         return;
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-    let sci = format!("{value:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
+    let mut digit_buf = [0u8; 40];
+    let (negative, digits, exp) = match short_decimal(value, &mut digit_buf) {
+        Some(found) => found,
+        None => shortest_digits(value, &mut digit_buf),
     };
-    let digits: Vec<u8> = mantissa.bytes().filter(|b| *b != b'.').collect();
+    write_decimal(out, negative, digits, exp);
+}
+
+/// `value`'s shortest digits (`d.ddd`, no trailing zeros) and the power of ten of the
+/// first, when it is a decimal of at most 15 significant digits: the smallest `k` for which
+/// `m / 10^k` (exact operands, so correctly rounded) is `value` gives them. Up to 15 digits,
+/// no two decimals of one length read back as the same double, so these are the digits any
+/// shortest-round-trip formatter picks. Most pushed values are such decimals, and this is
+/// much cheaper than the general search.
+fn short_decimal(value: f64, buf: &mut [u8; 40]) -> Option<(bool, &[u8], i32)> {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let abs = value.abs();
+    for (k, &power) in POWERS.iter().enumerate() {
+        let scaled = abs * power;
+        if scaled >= 1e15 {
+            return None;
+        }
+        let m = scaled.round();
+        if m / power == abs {
+            let mut int_buf = [0u8; 20];
+            let mut at = int_buf.len();
+            let mut rest = m as u64;
+            loop {
+                at -= 1;
+                int_buf[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            let written = &int_buf[at..];
+            let exp = written.len() as i32 - 1 - k as i32;
+            let kept = written.len() - written.iter().rev().take_while(|&&d| d == b'0').count();
+            buf[..kept].copy_from_slice(&written[..kept]);
+            return Some((value < 0.0, &buf[..kept], exp));
+        }
+    }
+    None
+}
+
+/// `value`'s shortest round-trip digits (`d.ddd`, no trailing zeros), the power of ten of
+/// the first, and the sign, for any finite non-zero `value`.
+fn shortest_digits(value: f64, digit_buf: &mut [u8; 40]) -> (bool, &[u8], i32) {
+    // Ryu finds them fast; it and Rust's `{:e}` (what this writer has always used) can only disagree
+    // on a tie between two 16- or 17-digit candidates (Go and Ryu round it to even, Rust
+    // up), so those keep Rust's answer. Either way the text is taken apart into digits and
+    // an exponent: `7.3`, `100.0`, `0.0001`, `1.5e-7`, `-1.2345e-7`.
+    let mut ryu = ryu::Buffer::new();
+    let mut text = ryu.format_finite(value).as_bytes();
+    let mut sci = [0u8; 40];
+    if text.iter().filter(|b| b.is_ascii_digit()).count() >= 16 {
+        let len = {
+            let mut cursor = &mut sci[..];
+            // Cannot fail: the buffer is larger than any `{:e}` of an f64 (24 bytes at most).
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{value:e}"));
+            40 - cursor.len()
+        };
+        text = &sci[..len];
+    }
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let at_e = text.iter().position(|&b| b == b'e').unwrap_or(text.len());
+    let (mantissa, exp_text) = (&text[..at_e], text.get(at_e + 1..).unwrap_or_default());
+    let point = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut n_digits = 0;
+    for &b in mantissa.iter().filter(|b| **b != b'.') {
+        digit_buf[n_digits] = b;
+        n_digits += 1;
+    }
+    let leading_zeros = digit_buf[..n_digits]
+        .iter()
+        .take_while(|&&d| d == b'0')
+        .count();
+    let trailing_zeros = digit_buf[leading_zeros..n_digits]
+        .iter()
+        .rev()
+        .take_while(|&&d| d == b'0')
+        .count();
+    // The exponent of the first significant digit: `value` = d.ddd × 10^exp.
+    let exp = point as i32 - 1 - leading_zeros as i32 + parse_exponent(exp_text);
+    let digits = &digit_buf[leading_zeros..n_digits - trailing_zeros];
+    (negative, digits, exp)
+}
+
+/// Appends a decimal given by its sign, significant digits and the power of ten of the
+/// first one, laid out as Go's `'g'` format with the shortest precision does: plain from
+/// 1e-4 up to 1e6, else `d.ddde±XX`.
+fn write_decimal(out: &mut Vec<u8>, negative: bool, digits: &[u8], exp: i32) {
+    if digits.is_empty() {
+        return;
+    }
     if negative {
         out.push(b'-');
     }
@@ -66,17 +165,17 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
         if abs < 10 {
             out.push(b'0');
         }
-        out.extend_from_slice(abs.to_string().as_bytes());
+        write_int(out, i64::from(abs));
     } else if exp < 0 {
         out.extend_from_slice(b"0.");
         for _ in 0..(-exp - 1) {
             out.push(b'0');
         }
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else {
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
             out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
         } else {
             out.extend_from_slice(&digits[..int_len]);
@@ -84,6 +183,41 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
             out.extend_from_slice(&digits[int_len..]);
         }
     }
+}
+
+/// The exponent after the `e` of Ryu or `{:e}`: an optional `-` and decimal digits.
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .iter()
+        .fold(0i32, |acc, &d| acc * 10 + i32::from(d - b'0'));
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Appends `value` in decimal, as `value.to_string()` spells it.
+pub fn write_int(out: &mut Vec<u8>, value: i64) {
+    let mut buf = [0u8; 20];
+    let mut rest = value.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Formats a float the way [`write_float`] does, as a `String`.
@@ -95,14 +229,21 @@ pub fn format_float(value: f64) -> String {
 
 /// Appends a label value with `\`, `"` and newline escaped.
 pub fn write_escaped_label_value(out: &mut Vec<u8>, value: &str) {
-    for &b in value.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
-        }
+    let bytes = value.as_bytes();
+    // Copy the runs between escapes whole: most values have none.
+    let mut copied = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[copied..at]);
+        out.extend_from_slice(escaped);
+        copied = at + 1;
     }
+    out.extend_from_slice(&bytes[copied..]);
 }
 
 /// Appends HELP text with `\` and newline escaped.
@@ -227,24 +368,77 @@ fn write_label_pairs(
     }
 }
 
-/// Appends one sample line: `name{labels,extra} value[ timestamp]`.
+/// Appends `name="value"` for every label, comma-separated, without braces: the label part
+/// of a series line, as [`write_series_with_pairs`] takes it.
+pub fn write_label_pairs_of<'a>(out: &mut Vec<u8>, labels: impl IntoIterator<Item = &'a Label>) {
+    for (i, label) in labels.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_label_pair(out, &label.name, &label.value);
+    }
+}
+
+/// Appends one label as it stands inside the braces: `name="value"`, the name quoted when
+/// it breaks the legacy rules and the value escaped.
+pub fn write_label_pair(out: &mut Vec<u8>, name: &str, value: &str) {
+    write_label_name(out, name);
+    out.extend_from_slice(b"=\"");
+    write_escaped_label_value(out, value);
+    out.push(b'"');
+}
+
+/// Appends one sample line, `name{pairs,extra} value[ timestamp]`, with the labels already
+/// written as `pairs` (see [`write_label_pairs_of`]). Byte for byte what
+/// [`write_sample_name_and_labels`] writes for the same labels, followed by the value.
 #[allow(clippy::too_many_arguments)]
 fn write_sample(
     out: &mut Vec<u8>,
     name: &str,
     suffix: &str,
     quote_name: bool,
-    labels: &[Label],
+    pairs: &[u8],
     extra: Option<(&str, f64)>,
     value: f64,
     timestamp_ms: Option<i64>,
 ) {
-    write_sample_name_and_labels(out, name, suffix, quote_name, labels, extra);
+    let write_extra = |out: &mut Vec<u8>, first: bool| {
+        if let Some((extra_name, extra_value)) = extra {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(extra_name.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_float(out, extra_value);
+            out.push(b'"');
+        }
+    };
+    if quote_name {
+        out.extend_from_slice(b"{\"");
+        write_escaped_label_value(out, name);
+        write_escaped_label_value(out, suffix);
+        out.push(b'"');
+        if !pairs.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(pairs);
+        }
+        write_extra(out, false);
+        out.push(b'}');
+    } else {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if !pairs.is_empty() || extra.is_some() {
+            out.push(b'{');
+            out.extend_from_slice(pairs);
+            write_extra(out, pairs.is_empty());
+            out.push(b'}');
+        }
+    }
     out.push(b' ');
     write_float(out, value);
     if let Some(ts) = timestamp_ms {
         out.push(b' ');
-        out.extend_from_slice(ts.to_string().as_bytes());
+        write_int(out, ts);
     }
     out.push(b'\n');
 }
@@ -310,14 +504,30 @@ pub fn for_each_sample<'a>(metric: &'a Metric, mut each: impl FnMut(Sample<'a>))
 
 /// Appends the sample lines of one metric of family `name` (no header).
 pub fn write_series(out: &mut Vec<u8>, name: &str, metric: &Metric) {
-    let quote_name = needs_quoting(name);
+    let mut pairs = Vec::with_capacity(64);
+    write_label_pairs_of(&mut pairs, &metric.labels);
+    write_series_with_pairs(out, name, needs_quoting(name), metric, &pairs);
+}
+
+/// Appends the sample lines of one metric of family `name` (no header), with its labels
+/// given as `pairs` already written by [`write_label_pairs_of`] (the labels of `metric`
+/// itself are not read): a series' labels are written once however many samples it has,
+/// and the store writes labels it never gathers into one list. `quote_name` is
+/// [`needs_quoting`] of `name`, which the caller works out once per family.
+pub fn write_series_with_pairs(
+    out: &mut Vec<u8>,
+    name: &str,
+    quote_name: bool,
+    metric: &Metric,
+    pairs: &[u8],
+) {
     for_each_sample(metric, |sample| {
         write_sample(
             out,
             name,
             sample.suffix,
             quote_name,
-            &metric.labels,
+            pairs,
             sample.extra,
             sample.value,
             metric.timestamp_ms,
@@ -367,6 +577,90 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(format_float(*value), *expected, "formatting {value:?}");
         }
+    }
+
+    /// The formatting through `{:e}` as first written (allocating), kept as the reference
+    /// the allocation-free [`write_float`] must agree with.
+    fn reference_float(value: f64) -> String {
+        if value.is_nan() || value.is_infinite() || value == 0.0 {
+            return format_float(value);
+        }
+        if value.fract() == 0.0 && value.abs() < 1e6 {
+            return (value as i64).to_string();
+        }
+        let sci = format!("{value:e}");
+        let (mantissa, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let (negative, mantissa) = match mantissa.strip_prefix('-') {
+            Some(m) => (true, m),
+            None => (false, mantissa),
+        };
+        let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+        let mut out = String::from(if negative { "-" } else { "" });
+        if !(-4..6).contains(&exp) {
+            out.push_str(&digits[..1]);
+            if digits.len() > 1 {
+                out.push('.');
+                out.push_str(&digits[1..]);
+            }
+            out.push_str(&format!(
+                "e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            ));
+        } else if exp < 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-exp - 1) as usize));
+            out.push_str(&digits);
+        } else {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(&digits);
+                out.push_str(&"0".repeat(int_len - digits.len()));
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn floats_agree_with_the_reference_formatting() {
+        // A xorshift walk over bit patterns, plus decimal-looking values near the fast path.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let value = match i % 4 {
+                0 => f64::from_bits(x),
+                1 => (x % 10_000_000) as f64 / 10.0,
+                2 => -((x % 100_000) as f64) * 1e-3,
+                // 1 to 17 significant digits at exponents from -40 to 39.
+                _ => {
+                    let digits = 1 + (x >> 8) % 17;
+                    let mantissa = (x >> 16) % 10u64.pow(digits as u32);
+                    let exp = (x % 80) as i32 - 40;
+                    format!("{mantissa}e{exp}").parse().unwrap()
+                }
+            };
+            assert_eq!(format_float(value), reference_float(value), "{value:e}");
+        }
+        for value in [
+            i64::MIN as f64,
+            999_999.0,
+            -999_999.0,
+            1e21,
+            1e-5,
+            123.456e-300,
+        ] {
+            assert_eq!(format_float(value), reference_float(value), "{value:e}");
+        }
+        let mut out = Vec::new();
+        write_int(&mut out, i64::MIN);
+        assert_eq!(out, i64::MIN.to_string().as_bytes());
     }
 
     #[test]

@@ -278,6 +278,22 @@ async fn durable(ticket: Option<Ticket>) -> Result<(), PersistError> {
     }
 }
 
+/// Pushes of at least this many series are freed on a blocking thread of the runtime.
+const FREE_OFF_THE_REQUEST_SERIES: usize = 10_000;
+
+/// Frees the parsed families of an applied push. Those of a large push (hundreds of
+/// thousands of allocations) are freed on one of the runtime's blocking threads, so the
+/// answer does not wait for it; small ones, or outside a runtime, are freed here.
+fn free_off_the_request(parsed: Vec<MetricFamily>) {
+    let series: usize = parsed.iter().map(|f| f.metrics.len()).sum();
+    if series < FREE_OFF_THE_REQUEST_SERIES {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(move || drop(parsed));
+    }
+}
+
 impl Store {
     /// A store that keeps everything in memory only.
     pub fn new(options: StoreOptions) -> Store {
@@ -382,6 +398,10 @@ impl Store {
         let now = unix_now();
         let prepared =
             prepare::prepare_push(&key, families, &self.shared.hasher, now, options.names);
+        // The parsed series, freed only once the lock is released (declared before it, so
+        // dropped after it, or handed to `free_off_the_request`): freeing a large push
+        // takes a while.
+        let mut parsed: Vec<MetricFamily> = Vec::new();
         let mut state = self.shared.state.write();
         let undo = self.before(&state, &key);
         // Problems inside the push itself (timestamps, duplicates, bad names) are refused even
@@ -410,8 +430,13 @@ impl Store {
         let unchecked_problem = (!options.consistency_check)
             .then(|| state.check(&key, &prepared, mode, &options.reserved).err())
             .flatten();
-        let families: Vec<(Arc<str>, member::Member)> =
-            prepared.into_iter().map(|p| (p.name, p.member)).collect();
+        let families: Vec<(Arc<str>, member::Member)> = prepared
+            .into_iter()
+            .map(|p| {
+                parsed.push(p.family);
+                (p.name, p.member)
+            })
+            .collect();
         let logged = self.shared.journal.is_some().then(|| families.clone());
         state.commit(key.clone(), families, mode, now, ttl);
         self.wake_expiry(&mut state);
@@ -435,6 +460,8 @@ impl Store {
             undo,
             true,
         );
+        drop(state);
+        free_off_the_request(parsed);
         (Ok(outcome), ticket)
     }
 

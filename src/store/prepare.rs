@@ -5,17 +5,27 @@
 //! `instance=""`), sorting, finding duplicate series inside the push, and rendering each
 //! family's text lines once so scrapes only copy bytes. The checks against what other groups
 //! hold live in [`super::state`].
+//!
+//! A large push is mostly this work, so its families are prepared on several threads, and
+//! no label is copied into a series: the group's labels are merged with each series' own
+//! labels by reference ([`SeriesLabels`]), and written once per push in the three forms a
+//! series needs (sort key, label text, hash input). One pass per series writes those three;
+//! series are then sorted by their keys, contiguous byte strings whose order is the order
+//! of the label sets, and their text lines are written in that order.
 
-use std::sync::Arc;
+use std::cmp::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::member::{label_hash, names_are_legacy, text_is_lossless, LabelHasher, Member};
+use super::member::{
+    hash_bytes, names_are_legacy, text_is_lossless, write_hash_input, LabelHasher, Member,
+};
 use super::ValidationError;
-use crate::exposition::model::{Label, MetricFamily, MetricValue};
-use crate::exposition::names::NameRules;
+use crate::exposition::model::{Label, Metric, MetricFamily, MetricValue};
+use crate::exposition::names::{is_valid_label_name, needs_quoting, NameRules};
 use crate::exposition::protobuf::encode_metric_fields;
-use crate::exposition::text_write::write_series;
+use crate::exposition::text_write::{write_label_pair, write_series_with_pairs};
 use crate::grouping::GroupingKey;
 
 /// The names of the two gauges the gateway keeps per group; pushed families with these names
@@ -31,10 +41,179 @@ pub const PUSH_FAILURE_TIME_HELP: &str =
 #[derive(Debug, Clone)]
 pub struct PreparedFamily {
     pub name: Arc<str>,
-    /// The parsed family, needed only while checking the push.
+    /// The parsed family, needed only while checking the push. Its series keep the pushed
+    /// order, and each keeps only its own labels (grouping-key values written over them,
+    /// sorted by name): the group's other labels are added by reference, see
+    /// [`PreparedFamily::series`].
     pub family: MetricFamily,
+    /// What every series carries unless it names the label itself
+    /// ([`group_series_labels`]).
+    group_labels: Arc<[Label]>,
+    /// Per series in sorted order: its index in `family.metrics` and its label-set hash.
+    sorted: Vec<(u32, u64)>,
     /// What the store keeps.
     pub member: Member,
+}
+
+impl PreparedFamily {
+    /// Every series in sorted order, with its full label set and that set's hash.
+    pub fn series(&self) -> impl Iterator<Item = (SeriesLabels<'_>, u64)> + '_ {
+        self.sorted.iter().map(|&(index, hash)| {
+            let own = &self.family.metrics[index as usize].labels;
+            (SeriesLabels::new(own, &self.group_labels), hash)
+        })
+    }
+}
+
+/// The full label set of one pushed series, as the store sees it, without copying any label:
+/// the series' own labels (sanitized and sorted by name) merged with the group's labels that
+/// the series does not name itself. Both lists are sorted by name, so the merge is too.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesLabels<'a> {
+    own: &'a [Label],
+    group: &'a [Label],
+}
+
+impl<'a> SeriesLabels<'a> {
+    pub fn new(own: &'a [Label], group: &'a [Label]) -> SeriesLabels<'a> {
+        SeriesLabels { own, group }
+    }
+
+    /// The labels in name order.
+    pub fn iter(self) -> impl Iterator<Item = &'a Label> + Clone {
+        let (mut own, mut group) = (self.own, self.group);
+        std::iter::from_fn(move || match (own.split_first(), group.split_first()) {
+            (Some((o, own_rest)), Some((g, group_rest))) => match o.name.cmp(&g.name) {
+                Ordering::Less => {
+                    own = own_rest;
+                    Some(o)
+                }
+                Ordering::Equal => {
+                    own = own_rest;
+                    group = group_rest;
+                    Some(o)
+                }
+                Ordering::Greater => {
+                    group = group_rest;
+                    Some(g)
+                }
+            },
+            (Some((o, own_rest)), None) => {
+                own = own_rest;
+                Some(o)
+            }
+            (None, Some((g, group_rest))) => {
+                group = group_rest;
+                Some(g)
+            }
+            (None, None) => None,
+        })
+    }
+
+    /// The value of label `name`, if the series has it.
+    pub fn get(self, name: &str) -> Option<&'a str> {
+        let find = |labels: &'a [Label]| {
+            labels
+                .binary_search_by(|l| l.name.as_str().cmp(name))
+                .ok()
+                .map(|i| labels[i].value.as_str())
+        };
+        find(self.own).or_else(|| find(self.group))
+    }
+
+    /// Calls `each` with every label in name order, and for the group's labels their index
+    /// in the group's list.
+    fn walk(self, mut each: impl FnMut(&'a Label, Option<usize>)) {
+        let (mut own, mut group_index) = (self.own, 0);
+        loop {
+            match (own.split_first(), self.group.get(group_index)) {
+                (Some((o, rest)), Some(g)) => match o.name.cmp(&g.name) {
+                    Ordering::Less => {
+                        each(o, None);
+                        own = rest;
+                    }
+                    Ordering::Equal => {
+                        // The series names this label itself: its own copy is the one.
+                        each(o, None);
+                        own = rest;
+                        group_index += 1;
+                    }
+                    Ordering::Greater => {
+                        each(g, Some(group_index));
+                        group_index += 1;
+                    }
+                },
+                (Some((o, rest)), None) => {
+                    each(o, None);
+                    own = rest;
+                }
+                (None, Some(g)) => {
+                    each(g, Some(group_index));
+                    group_index += 1;
+                }
+                (None, None) => return,
+            }
+        }
+    }
+}
+
+/// Appends one label's part of a series' sort key: a byte string whose order among others
+/// of its kind is the order of the label sets (`Vec<Label>`'s, label by label, name then
+/// value). Name and value each end in a `0`, and the bytes `0` and `1` inside them are
+/// written as `1 1` and `1 2`.
+fn write_key_part(out: &mut Vec<u8>, label: &Label) {
+    fn put(out: &mut Vec<u8>, text: &str) {
+        let bytes = text.as_bytes();
+        if bytes.iter().all(|&b| b > 1) {
+            out.extend_from_slice(bytes);
+        } else {
+            for &b in bytes {
+                if b > 1 {
+                    out.push(b);
+                } else {
+                    out.extend_from_slice(&[1, b + 1]);
+                }
+            }
+        }
+        out.push(0);
+    }
+    put(out, &label.name);
+    put(out, &label.value);
+}
+
+/// Series `index`'s part of `bytes`, where series end at `ends`.
+fn slice<'a>(bytes: &'a [u8], ends: &[usize], index: u32) -> &'a [u8] {
+    let index = index as usize;
+    let start = if index == 0 { 0 } else { ends[index - 1] };
+    &bytes[start..ends[index]]
+}
+
+/// The group's labels written once per push, as every series that lacks them needs them:
+/// their sort-key parts, their `name="value"` text and their hash input.
+struct GroupForms {
+    keys: Vec<Vec<u8>>,
+    pairs: Vec<Vec<u8>>,
+    hash_inputs: Vec<Vec<u8>>,
+}
+
+impl GroupForms {
+    fn new(group_labels: &[Label]) -> GroupForms {
+        let render = |write: fn(&mut Vec<u8>, &Label)| {
+            group_labels
+                .iter()
+                .map(|label| {
+                    let mut out = Vec::new();
+                    write(&mut out, label);
+                    out
+                })
+                .collect()
+        };
+        GroupForms {
+            keys: render(write_key_part),
+            pairs: render(|out, label| write_label_pair(out, &label.name, &label.value)),
+            hash_inputs: render(write_hash_input),
+        }
+    }
 }
 
 /// The labels every series of the group carries: the grouping key plus `instance=""` when
@@ -67,13 +246,34 @@ pub fn prepare_push(
             family: family.name.clone(),
         });
     }
-    let group_labels = group_series_labels(key);
-    let mut prepared: Vec<PreparedFamily> = Vec::with_capacity(families.len());
-    for family in families {
-        if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
-            continue;
-        }
-        let family = prepare_family(key, &group_labels, family, hasher, now, names)?;
+    let group_labels: Arc<[Label]> = group_series_labels(key).into();
+    let families: Vec<MetricFamily> = families
+        .into_iter()
+        .filter(|f| f.name != PUSH_TIME && f.name != PUSH_FAILURE_TIME)
+        .collect();
+    let forms = GroupForms::new(&group_labels);
+    let prepare = |family| prepare_family(key, &group_labels, &forms, family, hasher, now, names);
+    let series: usize = families.iter().map(|f| f.metrics.len()).sum();
+    let results: Vec<Result<PreparedFamily, ValidationError>> =
+        if series >= PARALLEL_SERIES && families.len() > 1 && threads() > 1 {
+            in_parallel(families, threads(), prepare)
+        } else {
+            // One by one, stopping at the first problem.
+            let mut results = Vec::with_capacity(families.len());
+            for family in families {
+                let result = prepare(family);
+                let failed = result.is_err();
+                results.push(result);
+                if failed {
+                    break;
+                }
+            }
+            results
+        };
+    let mut prepared: Vec<PreparedFamily> = Vec::with_capacity(results.len());
+    for result in results {
+        // The first problem in push order, whichever way the families were prepared.
+        let family = result?;
         // Two families of one name in a push (possible in protobuf): the last one wins.
         prepared.retain(|p| p.name != family.name);
         prepared.push(family);
@@ -81,9 +281,65 @@ pub fn prepare_push(
     Ok(prepared)
 }
 
+/// Pushes of at least this many series (in two families or more) are prepared on several
+/// threads.
+const PARALLEL_SERIES: usize = 20_000;
+
+/// How many threads a large push is prepared on: the CPUs this process may use, found out
+/// once (the standard library reads the cgroup files and the affinity mask to tell).
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `prepare` applied to every family, on up to `threads` threads (this one included), the
+/// results in the order of `families`. Families go to threads by size, largest first, each
+/// to the thread with the fewest series so far.
+fn in_parallel<T: Send>(
+    families: Vec<MetricFamily>,
+    threads: usize,
+    prepare: impl Fn(MetricFamily) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.min(families.len());
+    let mut by_size: Vec<(usize, MetricFamily)> = families.into_iter().enumerate().collect();
+    by_size.sort_by_key(|(_, f)| std::cmp::Reverse(f.metrics.len()));
+    let mut shares: Vec<(usize, Vec<(usize, MetricFamily)>)> =
+        (0..threads).map(|_| (0, Vec::new())).collect();
+    for (index, family) in by_size {
+        let share = shares
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least one thread");
+        share.0 += family.metrics.len().max(1);
+        share.1.push((index, family));
+    }
+    let work = |share: Vec<(usize, MetricFamily)>| -> Vec<(usize, T)> {
+        share
+            .into_iter()
+            .map(|(index, family)| (index, prepare(family)))
+            .collect()
+    };
+    let mut shares = shares.into_iter().map(|(_, share)| share);
+    let own = shares.next().unwrap_or_default();
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let others: Vec<_> = shares.map(|share| scope.spawn(|| work(share))).collect();
+        let mut done = work(own);
+        for other in others {
+            match other.join() {
+                Ok(results) => done.extend(results),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 fn prepare_family(
     key: &GroupingKey,
-    group_labels: &[Label],
+    group_labels: &Arc<[Label]>,
+    forms: &GroupForms,
     mut family: MetricFamily,
     hasher: &LabelHasher,
     now: f64,
@@ -119,7 +375,9 @@ fn prepare_family(
                 });
             }
         }
-        metric.labels = sanitize_labels(key, group_labels, std::mem::take(&mut metric.labels));
+        sanitize_own_labels(key, &mut metric.labels);
+        // The group's labels are added only where a series lacks them, so two labels of one
+        // name can only come from the series itself.
         if let Some(pair) = metric.labels.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(ValidationError::DuplicateLabel {
                 family: family.name.clone(),
@@ -127,31 +385,113 @@ fn prepare_family(
             });
         }
     }
-    family.metrics.sort_by(|a, b| a.labels.cmp(&b.labels));
-    if let Some(pair) = family
-        .metrics
+    let labels_of =
+        |index: u32| SeriesLabels::new(&family.metrics[index as usize].labels, group_labels);
+
+    // One pass over the series in pushed order writes each one's sort key and label text
+    // and hashes its labels, copying the group's labels from `forms`.
+    let count = family.metrics.len();
+    let mut keys: Vec<u8> = Vec::with_capacity(count * 32);
+    let mut key_ends: Vec<usize> = Vec::with_capacity(count);
+    let mut pairs: Vec<u8> = Vec::with_capacity(count * 32);
+    let mut pair_ends: Vec<usize> = Vec::with_capacity(count);
+    let mut hashes: Vec<u64> = Vec::with_capacity(count);
+    let mut hash_input: Vec<u8> = Vec::with_capacity(256);
+    for index in 0..count as u32 {
+        hash_input.clear();
+        let mut first = true;
+        labels_of(index).walk(|label, group_index| {
+            if !first {
+                pairs.push(b',');
+            }
+            first = false;
+            match group_index {
+                Some(i) => {
+                    keys.extend_from_slice(&forms.keys[i]);
+                    pairs.extend_from_slice(&forms.pairs[i]);
+                    hash_input.extend_from_slice(&forms.hash_inputs[i]);
+                }
+                None => {
+                    write_key_part(&mut keys, label);
+                    write_label_pair(&mut pairs, &label.name, &label.value);
+                    write_hash_input(&mut hash_input, label);
+                }
+            }
+        });
+        key_ends.push(keys.len());
+        pair_ends.push(pairs.len());
+        hashes.push(hash_bytes(hasher, &hash_input));
+    }
+    let sort_key = |index: u32| slice(&keys, &key_ends, index);
+
+    // Sort the series by their keys. Series of one push often share a long start (the
+    // group's labels, a common label): a comparison first looks at the 8 bytes after the
+    // part every key shares, as a number.
+    let shared = (1..count as u32).fold(count.min(1) * sort_key(0).len(), |shared, index| {
+        let (first, other) = (&sort_key(0)[..shared], sort_key(index));
+        first.iter().zip(other).take_while(|(a, b)| a == b).count()
+    });
+    let head = |index: u32| {
+        let rest = &sort_key(index)[shared..];
+        let mut bytes = [0u8; 8];
+        let n = rest.len().min(8);
+        bytes[..n].copy_from_slice(&rest[..n]);
+        // Zero padding sorts a shorter key first, as the full comparison would.
+        u64::from_be_bytes(bytes)
+    };
+    let mut order: Vec<(u64, u32)> = (0..count as u32).map(|i| (head(i), i)).collect();
+    // By head (ties by index, put right below); equal keys are duplicates, refused below,
+    // so the order among them cannot matter.
+    order.sort_unstable();
+    let mut run_start = 0;
+    while run_start < order.len() {
+        let head = order[run_start].0;
+        let run_end = run_start + order[run_start..].partition_point(|&(h, _)| h == head);
+        if run_end - run_start > 1 {
+            order[run_start..run_end].sort_unstable_by(|&(_, a), &(_, b)| {
+                sort_key(a)[shared..].cmp(&sort_key(b)[shared..])
+            });
+        }
+        run_start = run_end;
+    }
+    if let Some(pair) = order
         .windows(2)
-        .find(|w| w[0].labels == w[1].labels)
+        .find(|w| w[0].0 == w[1].0 && sort_key(w[0].1) == sort_key(w[1].1))
     {
         return Err(ValidationError::DuplicateInPush {
-            series: series_display(&family.name, &pair[0].labels),
+            series: series_display(&family.name, labels_of(pair[0].1).iter()),
         });
     }
-    let mut text = Vec::with_capacity(family.metrics.len() * 64);
-    for metric in &family.metrics {
-        write_series(&mut text, &family.name, metric);
+    drop((keys, key_ends));
+    let order: Vec<u32> = order.into_iter().map(|(_, index)| index).collect();
+
+    let quote_name = needs_quoting(&family.name);
+    let mut text = Vec::with_capacity(count * 64);
+    let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
+    for &index in &order {
+        let metric = &family.metrics[index as usize];
+        let series_pairs = slice(&pairs, &pair_ends, index);
+        write_series_with_pairs(&mut text, &family.name, quote_name, metric, series_pairs);
+        sorted.push((index, hashes[index as usize]));
     }
+    drop((pairs, pair_ends));
     let proto = (!text_is_lossless(&family)).then(|| {
+        // Rare (native histograms, exemplars, units…): only here are the full label sets
+        // gathered into each series.
+        let metrics: Vec<Metric> = order
+            .iter()
+            .map(|&index| Metric {
+                labels: labels_of(index).iter().cloned().collect(),
+                ..family.metrics[index as usize].clone()
+            })
+            .collect();
         let mut proto = Vec::with_capacity(text.len());
-        encode_metric_fields(&family.metrics, &mut proto);
+        encode_metric_fields(&metrics, &mut proto);
         Bytes::from(proto)
     });
-    let mut hashes: Vec<u64> = family
-        .metrics
-        .iter()
-        .map(|metric| label_hash(hasher, &metric.labels))
-        .collect();
     hashes.sort_unstable();
+    let legacy_names =
+        names_are_legacy(&family) && group_labels.iter().all(|l| is_valid_label_name(&l.name));
     let member = Member {
         kind: family.kind,
         help: family.help.as_deref().map(Arc::from),
@@ -160,43 +500,38 @@ fn prepare_family(
         proto,
         hashes: hashes.into(),
         pushed_at: now,
-        legacy_names: names_are_legacy(&family),
+        legacy_names,
     };
     Ok(PreparedFamily {
         name: family.name.as_str().into(),
         family,
+        group_labels: Arc::clone(group_labels),
+        sorted,
         member,
     })
 }
 
-/// Overwrites body labels that the grouping key also names, adds the key's other labels and
-/// `instance=""` if no `instance` is left, and sorts by name.
-fn sanitize_labels(
-    key: &GroupingKey,
-    group_labels: &[Label],
-    mut labels: Vec<Label>,
-) -> Vec<Label> {
-    for label in &mut labels {
+/// Writes the grouping key's values over the series' labels of the same names and sorts
+/// them by name. The key's other labels (and `instance=""`) are not added here: see
+/// [`SeriesLabels`].
+fn sanitize_own_labels(key: &GroupingKey, labels: &mut [Label]) {
+    for label in labels.iter_mut() {
         if let Some(value) = key.get(&label.name) {
             if label.value != value {
                 label.value = value.to_string();
             }
         }
     }
-    for group_label in group_labels {
-        if !labels.iter().any(|l| l.name == group_label.name) {
-            labels.push(group_label.clone());
-        }
+    if !labels.is_sorted() {
+        labels.sort();
     }
-    labels.sort();
-    labels
 }
 
 /// `name{a="b",c="d"}`, for error messages.
-pub fn series_display(name: &str, labels: &[Label]) -> String {
+pub fn series_display<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label>) -> String {
     let mut out = String::from(name);
     out.push('{');
-    for (i, label) in labels.iter().enumerate() {
+    for (i, label) in labels.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -213,6 +548,7 @@ pub fn series_display(name: &str, labels: &[Label]) -> String {
 mod tests {
     use super::*;
     use crate::exposition::model::{Metric, MetricKind};
+    use crate::store::member::label_hash;
 
     /// `prepare_push` with a fresh hasher, a fixed time and the legacy name rules.
     fn prepare(
@@ -328,6 +664,100 @@ mod tests {
             prepare(&key(&[("job", "j")]), vec![family]),
             Err(ValidationError::DuplicateInPush { .. })
         ));
+    }
+
+    /// The way series were prepared before labels were merged by reference: every group
+    /// label cloned into every series, series sorted as `Vec<Label>`s.
+    fn reference_text_and_hashes(
+        key: &GroupingKey,
+        family: &MetricFamily,
+        hasher: &LabelHasher,
+    ) -> Option<(Vec<u8>, Vec<u64>)> {
+        let group_labels = group_series_labels(key);
+        let mut metrics = family.metrics.clone();
+        for metric in &mut metrics {
+            for label in &mut metric.labels {
+                if let Some(value) = key.get(&label.name) {
+                    label.value = value.to_string();
+                }
+            }
+            for group_label in &group_labels {
+                if !metric.labels.iter().any(|l| l.name == group_label.name) {
+                    metric.labels.push(group_label.clone());
+                }
+            }
+            metric.labels.sort();
+        }
+        metrics.sort_by(|a, b| a.labels.cmp(&b.labels));
+        if metrics.windows(2).any(|w| w[0].labels == w[1].labels) {
+            return None;
+        }
+        let mut text = Vec::new();
+        for metric in &metrics {
+            crate::exposition::text_write::write_series(&mut text, &family.name, metric);
+        }
+        let mut hashes: Vec<u64> = metrics
+            .iter()
+            .map(|m| label_hash(hasher, &m.labels))
+            .collect();
+        hashes.sort_unstable();
+        Some((text, hashes))
+    }
+
+    #[test]
+    fn merged_labels_give_what_cloned_labels_gave() {
+        let hasher = LabelHasher::random();
+        let names = ["a", "instance", "job", "zone", "ab", "b"];
+        let values = [
+            "", "x", "x\u{0}", "x\u{1}y", "xy", "\u{0}", "j", "\"q\"\n", "é",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let keys = [
+            key(&[("job", "j")]),
+            key(&[("instance", "i"), ("job", "j")]),
+            key(&[("job", "j"), ("zone", "x")]),
+        ];
+        let (mut compared, mut duplicates) = (0, 0);
+        for round in 0..400 {
+            let k = &keys[round % keys.len()];
+            let mut family = gauge("m", &[], 0.0);
+            family.metrics.clear();
+            for i in 0..(1 + next(12)) {
+                let mut labels: Vec<Label> = Vec::new();
+                for _ in 0..next(4) {
+                    let name = names[next(names.len())];
+                    if labels.iter().all(|l| l.name != name) {
+                        labels.push(Label::new(name, values[next(values.len())]));
+                    }
+                }
+                family.metrics.push(Metric {
+                    labels,
+                    value: MetricValue::Gauge(i as f64 + 0.5),
+                    timestamp_ms: None,
+                });
+            }
+            let expected = reference_text_and_hashes(k, &family, &hasher);
+            let got = prepare_push(k, vec![family], &hasher, 1.0, NameRules::Legacy);
+            match (expected, got) {
+                (Some((text, hashes)), Ok(prepared)) => {
+                    assert_eq!(prepared[0].member.text, text);
+                    assert_eq!(&prepared[0].member.hashes[..], &hashes[..]);
+                    let mut series: Vec<u64> = prepared[0].series().map(|(_, h)| h).collect();
+                    series.sort_unstable();
+                    assert_eq!(series, hashes);
+                    compared += 1;
+                }
+                (None, Err(ValidationError::DuplicateInPush { .. })) => duplicates += 1,
+                (expected, got) => panic!("{expected:?} against {got:?}"),
+            }
+        }
+        assert!(compared > 100 && duplicates > 10, "{compared} {duplicates}");
     }
 
     #[test]

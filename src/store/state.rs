@@ -333,10 +333,10 @@ impl State {
                 return Ok(());
             }
         }
-        for metric in &family.family.metrics {
-            if let Some(group) = self.find_duplicate(key, &family.name, &metric.labels) {
+        for (labels, hash) in family.series() {
+            if let Some(group) = self.find_duplicate(key, &family.name, |n| labels.get(n), hash) {
                 return Err(ValidationError::DuplicateAcrossGroups {
-                    series: series_display(&family.name, &metric.labels),
+                    series: series_display(&family.name, labels.iter()),
                     group: group.to_string(),
                 });
             }
@@ -344,19 +344,21 @@ impl State {
         Ok(())
     }
 
-    /// Finds another group than `key` holding series `name{labels}`.
-    fn find_duplicate(
+    /// Finds another group than `key` holding series `name{labels}`, given by the value of
+    /// each of its labels (`label`) and the hash of its label set (`hash`).
+    fn find_duplicate<'a>(
         &self,
         key: &GroupingKey,
         name: &str,
-        labels: &[Label],
+        label: impl Fn(&str) -> Option<&'a str>,
+        hash: u64,
     ) -> Option<&GroupingKey> {
         'shapes: for shape in self.shapes.keys() {
             let mut candidate = Vec::with_capacity(shape.len());
             for label_name in shape {
-                match labels.binary_search_by(|l| l.name.as_str().cmp(label_name)) {
-                    Ok(i) => candidate.push(labels[i].clone()),
-                    Err(_) => continue 'shapes,
+                match label(label_name) {
+                    Some(value) => candidate.push(Label::new(label_name.as_str(), value)),
+                    None => continue 'shapes,
                 }
             }
             let candidate = GroupingKey::new(candidate);
@@ -368,7 +370,7 @@ impl State {
                 .get(name)
                 .and_then(|entry| entry.members.get_key_value(&candidate));
             if let Some((group_key, member)) = member {
-                if member.contains_hash(label_hash(&self.hasher, labels)) {
+                if member.contains_hash(hash) {
                     return Some(group_key);
                 }
             }
@@ -937,7 +939,15 @@ impl State {
                     return Some(format!("group {key} holds a series of {name:?} twice"));
                 }
                 for metric in &member.decode(name).metrics {
-                    if let Some(other) = self.find_duplicate(key, name, &metric.labels) {
+                    let labels = &metric.labels;
+                    let label = |n: &str| {
+                        labels
+                            .binary_search_by(|l| l.name.as_str().cmp(n))
+                            .ok()
+                            .map(|i| labels[i].value.as_str())
+                    };
+                    let hash = label_hash(&self.hasher, labels);
+                    if let Some(other) = self.find_duplicate(key, name, label, hash) {
                         return Some(format!(
                             "series {} is held by groups {key} and {other}",
                             series_display(name, &metric.labels)
