@@ -97,22 +97,12 @@ fn short_decimal(value: f64, buf: &mut [u8; 40]) -> Option<(bool, &[u8], i32)> {
 /// `value`'s shortest round-trip digits (`d.ddd`, no trailing zeros), the power of ten of
 /// the first, and the sign, for any finite non-zero `value`.
 fn shortest_digits(value: f64, digit_buf: &mut [u8; 40]) -> (bool, &[u8], i32) {
-    // Ryu finds them fast; it and Rust's `{:e}` (what this writer has always used) can only disagree
-    // on a tie between two 16- or 17-digit candidates (Go and Ryu round it to even, Rust
-    // up), so those keep Rust's answer. Either way the text is taken apart into digits and
-    // an exponent: `7.3`, `100.0`, `0.0001`, `1.5e-7`, `-1.2345e-7`.
+    // Ryu finds them: the shortest digits that read back as `value`, and of two equally
+    // close candidates the even one, as Go's `strconv.FormatFloat` picks (Rust's `{:e}`
+    // rounds such ties up: 1.6582067800885622e+15 would come out as …623e+15). The text is
+    // taken apart into digits and an exponent: `7.3`, `100.0`, `0.0001`, `1.5e-7`.
     let mut ryu = ryu::Buffer::new();
-    let mut text = ryu.format_finite(value).as_bytes();
-    let mut sci = [0u8; 40];
-    if text.iter().filter(|b| b.is_ascii_digit()).count() >= 16 {
-        let len = {
-            let mut cursor = &mut sci[..];
-            // Cannot fail: the buffer is larger than any `{:e}` of an f64 (24 bytes at most).
-            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{value:e}"));
-            40 - cursor.len()
-        };
-        text = &sci[..len];
-    }
+    let text = ryu.format_finite(value).as_bytes();
     let (negative, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -646,7 +636,36 @@ mod tests {
                     format!("{mantissa}e{exp}").parse().unwrap()
                 }
             };
-            assert_eq!(format_float(value), reference_float(value), "{value:e}");
+            let (ours, reference) = (format_float(value), reference_float(value));
+            if ours != reference {
+                // Only a tie between two shortest candidates may differ: `{:e}` rounds it
+                // up, Go (and we) to even. Both must read back as the value.
+                assert_eq!(
+                    ours.len(),
+                    reference.len(),
+                    "{value:e}: {ours} vs {reference}"
+                );
+                assert_eq!(ours.parse::<f64>().ok(), Some(value), "{value:e}: {ours}");
+                assert_eq!(reference.parse::<f64>().ok(), Some(value));
+                let last_digit = |text: &str| {
+                    let mantissa = text.split('e').next().unwrap_or(text);
+                    mantissa.bytes().last().map(|b| b - b'0')
+                };
+                assert_eq!(
+                    last_digit(&ours).map(|d| d % 2),
+                    Some(0),
+                    "{value:e}: {ours}"
+                );
+            }
+        }
+        // Checked against Go's strconv.FormatFloat(v, 'g', -1, 64).
+        for (value, go) in [
+            (1.6582067800885623e15, "1.6582067800885622e+15"),
+            (2.3311589051479613e14, "2.3311589051479612e+14"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1.2345678901234568e17, "1.2345678901234568e+17"),
+        ] {
+            assert_eq!(format_float(value), go);
         }
         for value in [
             i64::MIN as f64,
