@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{samples, start_expecting_failure, Gateway};
+use common::{samples, start_expecting_failure, wait_until, Gateway};
 
 fn file_flag(path: &Path) -> String {
     format!("--persistence.file={}", path.display())
@@ -401,14 +401,9 @@ fn a_full_disk_refuses_pushes_without_changing_anything_and_recovers() {
         vec!["pushgateway_persistence_failures_total 1"]
     );
     assert!(scrape.contains("pushgateway_push_rejected_total{reason=\"persistence_failed\"} 1\n"));
-    let started = Instant::now();
-    while gateway.get("/-/ready").status != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not ready again after 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("ready again", Duration::from_secs(10), || {
+        gateway.get("/-/ready").status == 200
+    });
     assert_eq!(gateway.put("/metrics/job/b", &body(2)).status, 200);
     assert_eq!(
         lines_of_group(&gateway.scrape(), "b"),
@@ -446,16 +441,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Waits (bounded) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits (bounded: 20 s) until `done` holds.
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_until(what, Duration::from_secs(20), done);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{samples, Gateway};
+use common::{samples, wait_until, Gateway};
 
 fn put_with_ttl(gateway: &Gateway, path: &str, body: &str, ttl: &str) -> common::Reply {
     gateway.request_with(
@@ -33,18 +33,9 @@ fn jobs(gateway: &Gateway) -> Vec<String> {
 
 /// Polls (bounded: 10 s) until the stored jobs are `want`.
 fn wait_for_jobs(gateway: &Gateway, want: &[&str]) {
-    let started = Instant::now();
-    loop {
-        let now = jobs(gateway);
-        if now == want {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "after 10 s the groups are {now:?}, not {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(&format!("groups {want:?}"), Duration::from_secs(10), || {
+        jobs(gateway) == want
+    });
 }
 
 #[test]

@@ -187,6 +187,18 @@ impl Gateway {
     }
 }
 
+/// Polls `done` every 50 ms until it holds; fails the test naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs the gateway with `args` expecting it to fail before listening; returns its exit
 /// status and what it logged. Bounded: killed after 20 s.
 pub fn start_expecting_failure(args: &[&str]) -> (std::process::ExitStatus, String) {
