@@ -11,6 +11,7 @@ pub mod config;
 pub mod exposition;
 pub mod grouping;
 pub mod http;
+pub mod parallel;
 pub mod selector;
 pub mod store;
 pub mod telemetry;

@@ -34,12 +34,12 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 use super::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
 };
 use super::names::NameRules;
+use crate::parallel::available_threads;
 
 /// A body that is not valid text exposition format.
 ///
@@ -86,7 +86,7 @@ const PARALLEL_BODY_BYTES: usize = 512 * 1024;
 /// or `_bucket` suffix, is a family of an earlier part: then each part's families are new
 /// to the parts before it, in the same order of first appearance.
 fn parse_in_parts(body: &[u8], names: NameRules) -> Option<Vec<MetricFamily>> {
-    let parts = cut_at_comments(body, threads());
+    let parts = cut_at_comments(body, available_threads());
     if parts.len() < 2 {
         return None;
     }
@@ -142,12 +142,6 @@ fn cut_at_comments(body: &[u8], parts: usize) -> Vec<&[u8]> {
     cuts.push(body.len());
     cuts.dedup();
     cuts.windows(2).map(|w| &body[w[0]..w[1]]).collect()
-}
-
-/// The CPUs this process may use, found out once.
-fn threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Parses every line of `body`, recording the names it resolves if `record`.

@@ -375,16 +375,16 @@ fn group_json(group: &GroupSnapshot) -> BTreeMap<&str, GroupField<'_>> {
     let mut out = BTreeMap::new();
     out.insert(
         "labels",
-        GroupField::Labels(labels_json(group.key.labels())),
+        GroupField::Labels(labels_json(group.summary.key.labels())),
     );
     out.insert(
         "last_push_successful",
-        GroupField::Success(group.failure_time <= group.push_time),
+        GroupField::Success(group.summary.failure_time <= group.summary.push_time),
     );
     // Ours: the TTL in force, only for a group that will expire (a pushed family of this
     // name would take the key, as any family name does).
-    if group.expires_at.is_some() {
-        out.insert("group_ttl_seconds", GroupField::Seconds(group.ttl));
+    if group.summary.expires_at.is_some() {
+        out.insert("group_ttl_seconds", GroupField::Seconds(group.summary.ttl));
     }
     for stored in &group.families {
         let family: &MetricFamily = &stored.family;
@@ -403,24 +403,29 @@ fn group_json(group: &GroupSnapshot) -> BTreeMap<&str, GroupField<'_>> {
     // push_failure_time_seconds by every failed push. While no push has failed, upstream
     // stamps the latter with the group's first push; we do not keep that time and use the
     // last push instead.
-    let mut series_labels = labels_json(group.key.labels());
+    let mut series_labels = labels_json(group.summary.key.labels());
     series_labels.entry("instance").or_insert("");
-    let push_stamp = if group.push_time > 0.0 {
-        group.push_time
+    let push_stamp = if group.summary.push_time > 0.0 {
+        group.summary.push_time
     } else {
-        group.failure_time
+        group.summary.failure_time
     };
-    let failure_stamp = if group.failure_time > 0.0 {
-        group.failure_time
+    let failure_stamp = if group.summary.failure_time > 0.0 {
+        group.summary.failure_time
     } else {
         push_stamp
     };
     for (name, help, value, stamp) in [
-        (PUSH_TIME, PUSH_TIME_HELP, group.push_time, push_stamp),
+        (
+            PUSH_TIME,
+            PUSH_TIME_HELP,
+            group.summary.push_time,
+            push_stamp,
+        ),
         (
             PUSH_FAILURE_TIME,
             PUSH_FAILURE_TIME_HELP,
-            group.failure_time,
+            group.summary.failure_time,
             failure_stamp,
         ),
     ] {

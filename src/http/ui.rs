@@ -668,8 +668,8 @@ fn readable_utc(rfc3339: &str) -> String {
 }
 
 fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
-    let failed = group.failure_time > group.push_time;
-    let delete = delete_path(&ui.base, &group.key);
+    let failed = group.summary.failure_time > group.summary.push_time;
+    let delete = delete_path(&ui.base, &group.summary.key);
     w!(
         out,
         "<details class=\"group{}\" data-key=\"{}\"{}>\n<summary>",
@@ -680,7 +680,7 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
     out.push_str(
         "<span class=\"chevron\" aria-hidden=\"true\"></span><span class=\"group-labels\">",
     );
-    for (name, value) in ordered_labels(&group.key) {
+    for (name, value) in ordered_labels(&group.summary.key) {
         let class = match name {
             "job" => "job",
             "instance" => "instance",
@@ -697,9 +697,9 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
     if failed {
         out.push_str("<span class=\"badge badge-failed\" title=\"push_failure_time_seconds &gt; push_time_seconds\">last push failed</span>");
     }
-    if group.push_time > 0.0 {
+    if group.summary.push_time > 0.0 {
         out.push_str("<span class=\"pushed\">pushed ");
-        time_html(out, group.push_time, "rel");
+        time_html(out, group.summary.push_time, "rel");
         out.push_str("</span>");
     } else {
         out.push_str("<span class=\"pushed\">never pushed successfully</span>");
@@ -710,8 +710,8 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
         plural(group.families.len(), "metric", "metrics")
     );
     out.push_str("<div><dt>Last push</dt><dd>");
-    if group.push_time > 0.0 {
-        time_html(out, group.push_time, "abs");
+    if group.summary.push_time > 0.0 {
+        time_html(out, group.summary.push_time, "abs");
     } else {
         out.push_str("never");
     }
@@ -720,17 +720,17 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
         "</dd></div><div><dt>Last failed push</dt><dd{}>",
         if failed { " class=\"failed-time\"" } else { "" }
     );
-    if group.failure_time > 0.0 {
-        time_html(out, group.failure_time, "abs");
+    if group.summary.failure_time > 0.0 {
+        time_html(out, group.summary.failure_time, "abs");
     } else {
         out.push_str("never");
     }
-    if let Some(expires_at) = group.expires_at {
+    if let Some(expires_at) = group.summary.expires_at {
         w!(
             out,
             "</dd></div><div><dt>Expires (TTL {})</dt><dd class=\"expires\">",
             Esc(&crate::config::format_duration(
-                std::time::Duration::from_secs_f64(group.ttl)
+                std::time::Duration::from_secs_f64(group.summary.ttl)
             ))
         );
         time_html(out, expires_at, "abs");
@@ -739,13 +739,13 @@ fn write_group(out: &mut String, ui: &Ui, group: &GroupSnapshot, open: bool) {
         out,
         "</dd></div></dl><button type=\"button\" class=\"btn btn-danger-outline delete-group\" data-url=\"{}\" data-name=\"{}\">Delete group</button></div>\n",
         Esc(&delete),
-        Esc(&plain_label_string(&group.key))
+        Esc(&plain_label_string(&group.summary.key))
     );
     if group.families.is_empty() {
         out.push_str("<p class=\"muted no-families\">This group holds no metrics besides its push times.</p>\n");
     }
     for stored in &group.families {
-        write_family(out, &stored.family, stored.pushed_at, &group.key);
+        write_family(out, &stored.family, stored.pushed_at, &group.summary.key);
     }
     out.push_str("</div>\n</details>\n");
 }

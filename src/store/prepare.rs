@@ -14,7 +14,7 @@
 //! of the label sets, and their text lines are written in that order.
 
 use std::cmp::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -27,6 +27,7 @@ use crate::exposition::names::{is_valid_label_name, needs_quoting, NameRules};
 use crate::exposition::protobuf::encode_metric_fields;
 use crate::exposition::text_write::{write_label_pair, write_series_with_pairs};
 use crate::grouping::GroupingKey;
+use crate::parallel::available_threads;
 
 /// The names of the two gauges the gateway keeps per group; pushed families with these names
 /// are dropped, as upstream does.
@@ -255,8 +256,8 @@ pub fn prepare_push(
     let prepare = |family| prepare_family(key, &group_labels, &forms, family, hasher, now, names);
     let series: usize = families.iter().map(|f| f.metrics.len()).sum();
     let results: Vec<Result<PreparedFamily, ValidationError>> =
-        if series >= PARALLEL_SERIES && families.len() > 1 && threads() > 1 {
-            in_parallel(families, threads(), prepare)
+        if series >= PARALLEL_SERIES && families.len() > 1 && available_threads() > 1 {
+            in_parallel(families, available_threads(), prepare)
         } else {
             // One by one, stopping at the first problem.
             let mut results = Vec::with_capacity(families.len());
@@ -284,13 +285,6 @@ pub fn prepare_push(
 /// Pushes of at least this many series (in two families or more) are prepared on several
 /// threads.
 const PARALLEL_SERIES: usize = 20_000;
-
-/// How many threads a large push is prepared on: the CPUs this process may use, found out
-/// once (the standard library reads the cgroup files and the affinity mask to tell).
-fn threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// `prepare` applied to every family, on up to `threads` threads (this one included), the
 /// results in the order of `families`. Families go to threads by size, largest first, each

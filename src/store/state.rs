@@ -39,13 +39,8 @@ pub struct StoredFamily {
 /// What a group holds, shared cheaply with readers outside the lock.
 #[derive(Debug, Clone)]
 pub struct GroupSnapshot {
-    pub key: GroupingKey,
-    pub push_time: f64,
-    pub failure_time: f64,
-    /// The TTL in force in seconds (the group's own, else `--push.group-ttl`; 0 = never).
-    pub ttl: f64,
-    /// Unix seconds when the group expires, if it does.
-    pub expires_at: Option<f64>,
+    /// The group's key, times and TTL.
+    pub summary: GroupSummary,
     /// Pushed families by name, without the two time gauges.
     pub families: Vec<StoredFamily>,
 }
@@ -850,25 +845,25 @@ impl State {
             .collect();
         families.sort_by(|a, b| a.family.name.cmp(&b.family.name));
         Some(GroupSnapshot {
+            summary: self.summary(key, group),
+            families,
+        })
+    }
+
+    fn summary(&self, key: &GroupingKey, group: &Group) -> GroupSummary {
+        GroupSummary {
             key: key.clone(),
             push_time: group.push_time,
             failure_time: group.failure_time,
             ttl: group.ttl.unwrap_or(self.default_ttl),
             expires_at: group.deadline.map(|ms| ms as f64 / 1000.0),
-            families,
-        })
+        }
     }
 
     pub(super) fn group_summaries(&self) -> Vec<GroupSummary> {
         self.groups
             .iter()
-            .map(|(key, group)| GroupSummary {
-                key: key.clone(),
-                push_time: group.push_time,
-                failure_time: group.failure_time,
-                ttl: group.ttl.unwrap_or(self.default_ttl),
-                expires_at: group.deadline.map(|ms| ms as f64 / 1000.0),
-            })
+            .map(|(key, group)| self.summary(key, group))
             .collect()
     }
 
