@@ -894,13 +894,18 @@ mod tests {
         };
         try_push("a", "m{x=\"1\"} 1\nm{x=\"2\"} 1\nn 1\n", PushMode::Replace).unwrap();
         assert_eq!((s.stats().groups, s.stats().series), (1, 3));
-        let before = text(&s);
-        let refused = |result: Result<PushOutcome, PushError>, reason: &str| match result {
-            Err(PushError::OverLimit(error)) => assert_eq!(error.reason(), reason),
-            other => panic!("expected {reason}, got {other:?}"),
+        // A refusal must leave the store exactly as it was, failure times included.
+        let refused = |result: Result<PushOutcome, PushError>, before: &str, reason: &str| {
+            match result {
+                Err(PushError::OverLimit(error)) => assert_eq!(error.reason(), reason),
+                other => panic!("expected {reason}, got {other:?}"),
+            }
+            assert_eq!(text(&s), before, "{reason} changed the store");
         };
+        let before = text(&s);
         refused(
             try_push("b", "o 1\no{y=\"a\"} 1\no{y=\"b\"} 1\n", PushMode::Replace),
+            &before,
             "max_series",
         );
         refused(
@@ -909,14 +914,17 @@ mod tests {
                 "p 1\np{y=\"a\"} 1\np{y=\"b\"} 1\np{y=\"c\"} 1\np{y=\"d\"} 1\n",
                 PushMode::Replace,
             ),
+            &before,
             "max_series_per_push",
         );
         refused(
             try_push("b", "q{y=\"123456789\"} 1\n", PushMode::Replace),
+            &before,
             "max_label_length",
         );
         refused(
             try_push("toolongjobname", "q 1\n", PushMode::Replace),
+            &before,
             "max_label_length",
         );
         // Replacing a's 3 series by 4 is within the limit of 5 stored.
@@ -928,7 +936,12 @@ mod tests {
         .unwrap();
         assert_eq!(s.stats().series, 4);
         try_push("b", "o 1\n", PushMode::Replace).unwrap();
-        refused(try_push("c", "o 1\n", PushMode::Replace), "max_groups");
+        let before = text(&s);
+        refused(
+            try_push("c", "o 1\n", PushMode::Replace),
+            &before,
+            "max_groups",
+        );
         // POST replaces only the named family: 4 of m replaced by 1 leaves 2 series in all.
         try_push("a", "m 2\n", PushMode::Merge).unwrap();
         assert_eq!(s.stats().series, 2);
@@ -936,7 +949,6 @@ mod tests {
             !text(&s).contains("job=\"c\""),
             "a refused push created a group"
         );
-        assert_ne!(before, text(&s));
         block(s.delete(&key(&[("job", "a")]))).unwrap();
         assert_eq!((s.stats().groups, s.stats().series), (1, 1));
         block(s.wipe()).unwrap();
