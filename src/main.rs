@@ -13,6 +13,11 @@ use pushgateway::store::{Limits, Store, StoreOptions};
 use pushgateway::telemetry::{self, Telemetry};
 use pushgateway::web_config::WebConfigFile;
 
+/// mimalloc instead of glibc's malloc: a push allocates and frees many small buffers, and
+/// under load glibc's allocator took about 15% of the server's CPU (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let flags = Flags::from_args();
     if flags.version {
