@@ -22,8 +22,72 @@ use crate::exposition::model::Label;
 use crate::exposition::names::{unescape_values, NameRules};
 
 /// The labels that identify a group, sorted by name; `job` is always present.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupingKey(Arc<[Label]>);
+///
+/// Keys order as their label lists do (by name, then value, pair after pair), but compare
+/// as one byte string written when the key is built: the store looks keys up in ordered
+/// maps of thousands of groups on every push, and one `memcmp` per comparison is much
+/// cheaper than walking two label lists.
+#[derive(Clone)]
+pub struct GroupingKey(Arc<KeyData>);
+
+struct KeyData {
+    labels: Box<[Label]>,
+    /// [`ordered_bytes`] of `labels`.
+    ordered: Box<[u8]>,
+}
+
+/// Every name and value of `labels` in turn, each followed by a 0 byte, with 0 and 1 bytes
+/// inside written as `1 1` and `1 2`. Comparing two such strings byte by byte orders them as
+/// comparing the label lists does: no string's form is a prefix of another's unless the
+/// string is, and escaping keeps the order of bytes.
+fn ordered_bytes(labels: &[Label]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(
+        labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 2)
+            .sum(),
+    );
+    for text in labels.iter().flat_map(|l| [&l.name, &l.value]) {
+        for &byte in text.as_bytes() {
+            match byte {
+                0 => out.extend_from_slice(&[1, 1]),
+                1 => out.extend_from_slice(&[1, 2]),
+                other => out.push(other),
+            }
+        }
+        out.push(0);
+    }
+    out.into()
+}
+
+impl PartialEq for GroupingKey {
+    fn eq(&self, other: &GroupingKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.ordered == other.0.ordered
+    }
+}
+
+impl Eq for GroupingKey {}
+
+impl std::hash::Hash for GroupingKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.ordered.hash(state);
+    }
+}
+
+impl PartialOrd for GroupingKey {
+    fn partial_cmp(&self, other: &GroupingKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupingKey {
+    fn cmp(&self, other: &GroupingKey) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.ordered.cmp(&other.0.ordered)
+    }
+}
 
 impl GroupingKey {
     /// Builds a key from labels in any order; the last value of a repeated name wins.
@@ -37,30 +101,35 @@ impl GroupingKey {
                 _ => deduped.push(label),
             }
         }
-        GroupingKey(deduped.into())
+        let ordered = ordered_bytes(&deduped);
+        GroupingKey(Arc::new(KeyData {
+            labels: deduped.into(),
+            ordered,
+        }))
     }
 
     pub fn labels(&self) -> &[Label] {
-        &self.0
+        &self.0.labels
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let labels = self.labels();
+        labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| labels[i].value.as_str())
     }
 
     /// The label names of this key, which is the key's "shape".
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|l| l.name.as_str())
+        self.labels().iter().map(|l| l.name.as_str())
     }
 }
 
 impl fmt::Debug for GroupingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, l) in self.0.iter().enumerate() {
+        for (i, l) in self.labels().iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -202,9 +271,36 @@ fn raw_name_of(segment: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn key(pairs: &[(&str, &str)]) -> GroupingKey {
         GroupingKey::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+    }
+
+    /// Label lists with few distinct bytes (0, 1 and 2 among them), so that shared starts,
+    /// prefixes and the escaped bytes all come up often.
+    fn label_list() -> impl Strategy<Value = Vec<Label>> {
+        let text = prop::collection::vec(
+            prop::sample::select(vec!['\0', '\u{1}', '\u{2}', 'a', 'b']),
+            0..4,
+        )
+        .prop_map(|chars| chars.into_iter().collect::<String>());
+        prop::collection::vec((text.clone(), text), 0..4).prop_map(|pairs| {
+            let mut labels: Vec<Label> = pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect();
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            labels.dedup_by(|a, b| a.name == b.name);
+            labels
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn keys_order_and_equal_as_their_label_lists(a in label_list(), b in label_list()) {
+            let (key_a, key_b) = (GroupingKey::new(a.clone()), GroupingKey::new(b.clone()));
+            prop_assert_eq!(key_a.cmp(&key_b), a.cmp(&b), "{:?} vs {:?}", a, b);
+            prop_assert_eq!(key_a == key_b, a == b);
+            prop_assert_eq!(key_a.labels(), &a[..]);
+        }
     }
 
     #[test]

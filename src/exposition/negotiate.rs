@@ -72,6 +72,12 @@ pub fn push_format(content_type: Option<&str>) -> PushFormat {
     let Some(content_type) = content_type else {
         return PushFormat::Text;
     };
+    // Only the protobuf media type changes anything: the common text pushes are told apart
+    // without parsing their parameters.
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(PROTOBUF_MEDIA_TYPE) {
+        return PushFormat::Text;
+    }
     let media = parse_media_type(content_type);
     if media.essence != PROTOBUF_MEDIA_TYPE {
         return PushFormat::Text;

@@ -181,6 +181,9 @@ fn parse_lines(body: &[u8], names: NameRules, record: bool) -> Result<Parser<'_>
 /// The message for input that ends anywhere but at the start of a line.
 const UNEXPECTED_EOF: &str = "unexpected end of input stream";
 
+/// Up to this many families, a name is looked up by a scan rather than a hash.
+const SCANNED_FAMILIES: usize = 8;
+
 /// The most label slots reserved for a sample ahead of reading its labels.
 const LABEL_CAPACITY_HINT_CAP: usize = 32;
 
@@ -330,8 +333,11 @@ impl<'a> Line<'a> {
 struct Parser<'a> {
     rules: NameRules,
     families: Vec<FamilyState>,
-    /// Family index by name; the names are borrowed from the body (all but quoted names
-    /// with escapes).
+    /// Each family's name as first seen (borrowed from the body, all but quoted names with
+    /// escapes), by family index.
+    names: Vec<Cow<'a, [u8]>>,
+    /// Family index by name, filled only once there are more than [`SCANNED_FAMILIES`]:
+    /// a scan of `names` finds a family of a small push faster than hashing its name.
     by_name: HashMap<Cow<'a, [u8]>, usize>,
     /// The last name looked up and where it led. A name's resolution never changes once
     /// made (see [`Parser::resolve`]), so consecutive lines of one series skip the hash.
@@ -854,7 +860,7 @@ impl<'a> Parser<'a> {
         if self.record_resolved {
             self.resolved.push(copy(&name));
         }
-        if let Some(&index) = self.by_name.get(&*name) {
+        if let Some(index) = self.family_index(&name) {
             return (index, Role::Plain);
         }
         let suffixes: [(&[u8], Role); 3] = [
@@ -866,7 +872,7 @@ impl<'a> Parser<'a> {
             let Some(base) = name.strip_suffix(suffix) else {
                 continue;
             };
-            if let Some(&index) = self.by_name.get(base).filter(|_| !base.is_empty()) {
+            if let Some(index) = self.family_index(base).filter(|_| !base.is_empty()) {
                 let fits = match self.families[index].kind {
                     Some(MetricKind::Summary) => role != Role::Bucket,
                     Some(kind) => kind.is_histogram(),
@@ -886,8 +892,26 @@ impl<'a> Parser<'a> {
             metrics: Vec::new(),
             by_labels: HashMap::new(),
         });
-        self.by_name.insert(name, index);
+        self.names.push(name.clone());
+        if self.names.len() > SCANNED_FAMILIES {
+            if self.by_name.is_empty() {
+                let names = self.names.iter().cloned().enumerate();
+                self.by_name
+                    .extend(names.map(|(index, name)| (name, index)));
+            } else {
+                self.by_name.insert(name, index);
+            }
+        }
         (index, Role::Plain)
+    }
+
+    /// The family named exactly `name`, if there is one.
+    fn family_index(&self, name: &[u8]) -> Option<usize> {
+        if self.by_name.is_empty() {
+            self.names.iter().position(|known| **known == *name)
+        } else {
+            self.by_name.get(name).copied()
+        }
     }
 
     fn finish(self) -> Vec<MetricFamily> {
@@ -1098,10 +1122,19 @@ fn parse_int(text: &[u8]) -> Option<i64> {
 /// The word of a `# TYPE` line, case-insensitively as upstream (which also spells the gauge
 /// histogram `gauge_histogram`).
 fn kind_from_text(word: &[u8]) -> Option<MetricKind> {
-    if word.eq_ignore_ascii_case(b"gauge_histogram") {
-        return Some(MetricKind::GaugeHistogram);
-    }
-    MetricKind::from_text(&std::str::from_utf8(word).ok()?.to_ascii_lowercase())
+    const KINDS: [(&[u8], MetricKind); 7] = [
+        (b"counter", MetricKind::Counter),
+        (b"gauge", MetricKind::Gauge),
+        (b"histogram", MetricKind::Histogram),
+        (b"summary", MetricKind::Summary),
+        (b"untyped", MetricKind::Untyped),
+        (b"gaugehistogram", MetricKind::GaugeHistogram),
+        (b"gauge_histogram", MetricKind::GaugeHistogram),
+    ];
+    KINDS
+        .iter()
+        .find(|(text, _)| word.eq_ignore_ascii_case(text))
+        .map(|&(_, kind)| kind)
 }
 
 /// The bytes to name in an `invalid metric name` error: the token where a name was expected.

@@ -422,8 +422,7 @@ fn prepare_family(
     // group's labels, a common label): a comparison first looks at the 8 bytes after the
     // part every key shares, as a number.
     let shared = (1..count as u32).fold(count.min(1) * sort_key(0).len(), |shared, index| {
-        let (first, other) = (&sort_key(0)[..shared], sort_key(index));
-        first.iter().zip(other).take_while(|(a, b)| a == b).count()
+        common_prefix_len(&sort_key(0)[..shared], sort_key(index))
     });
     let head = |index: u32| {
         let rest = &sort_key(index)[shared..];
@@ -440,7 +439,12 @@ fn prepare_family(
     let mut run_start = 0;
     while run_start < order.len() {
         let head = order[run_start].0;
-        let run_end = run_start + order[run_start..].partition_point(|&(h, _)| h == head);
+        // Runs are short (most heads are unique): a forward scan beats a binary search.
+        let run_end = run_start
+            + order[run_start..]
+                .iter()
+                .take_while(|&&(h, _)| h == head)
+                .count();
         if run_end - run_start > 1 {
             order[run_start..run_end].sort_unstable_by(|&(_, a), &(_, b)| {
                 sort_key(a)[shared..].cmp(&sort_key(b)[shared..])
@@ -521,6 +525,25 @@ fn sanitize_own_labels(key: &GroupingKey, labels: &mut [Label]) {
     }
 }
 
+/// How many bytes `a` and `b` share at their start, compared 8 at a time.
+fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+    let len = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= len {
+        let x = u64::from_ne_bytes(a[at..at + 8].try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        if x != y {
+            break;
+        }
+        at += 8;
+    }
+    at + a[at..len]
+        .iter()
+        .zip(&b[at..len])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
 /// `name{a="b",c="d"}`, for error messages.
 pub fn series_display<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label>) -> String {
     let mut out = String::from(name);
@@ -543,6 +566,20 @@ mod tests {
     use super::*;
     use crate::exposition::model::{Metric, MetricKind};
     use crate::store::member::label_hash;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn common_prefix_len_counts_the_shared_start(
+            shared in prop::collection::vec(any::<u8>(), 0..20),
+            a in prop::collection::vec(0u8..3, 0..12),
+            b in prop::collection::vec(0u8..3, 0..12),
+        ) {
+            let (a, b) = ([&shared[..], &a[..]].concat(), [&shared[..], &b[..]].concat());
+            let expected = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+            prop_assert_eq!(common_prefix_len(&a, &b), expected);
+        }
+    }
 
     /// `prepare_push` with a fresh hasher, a fixed time and the legacy name rules.
     fn prepare(

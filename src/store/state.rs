@@ -25,7 +25,9 @@ use crate::exposition::names::{escape_name, is_valid_label_name, EscapingScheme}
 use crate::exposition::negotiate::ScrapeFormat;
 use crate::exposition::openmetrics;
 use crate::exposition::protobuf::{encode_metric_fields, write_family_message};
-use crate::exposition::text_write::{write_header, write_series};
+use crate::exposition::text_write::{
+    write_header, write_label_pairs_of, write_series, write_series_with_pairs,
+};
 use crate::grouping::GroupingKey;
 
 /// One family of a group, rebuilt from what the store keeps when a reader asks for it.
@@ -83,6 +85,9 @@ struct Group {
     /// Where the group is filed in `State::expiry`: at its deadline or earlier (a push only
     /// moves a deadline later, and the group is re-filed when the earlier time comes).
     filed: Option<u64>,
+    /// The label pairs of the group's two time gauges, written once: every push renders
+    /// the gauges again.
+    time_gauge_pairs: Box<[u8]>,
 }
 
 #[derive(Debug)]
@@ -136,19 +141,19 @@ struct Resolved<'a> {
 }
 
 impl Resolved<'_> {
-    /// The type `name` will have after the push, and a description of where it comes from.
-    fn kind_of(&self, name: &str) -> Option<(MetricKind, String)> {
+    /// The type `name` will have after the push.
+    fn kind_of(&self, name: &str) -> Option<MetricKind> {
         if let Some(family) = self.pushed.iter().find(|f| &*f.name == name) {
-            return Some((family.member.kind, "in the same push".to_string()));
+            return Some(family.member.kind);
         }
         if let Some(reserved) = reserved_family(self.reserved, name) {
-            return Some((reserved.kind, "in the gateway's own metrics".to_string()));
+            return Some(reserved.kind);
         }
         let entry = self.state.names.get(name)?;
         let key_keeps_it = self.mode == PushMode::Merge;
         entry
             .kind_besides(self.key, key_keeps_it)
-            .map(|(kind, group)| (kind, format!("in group {group}")))
+            .map(|(kind, _)| kind)
     }
 }
 
@@ -208,12 +213,18 @@ impl Chunks {
 }
 
 /// The shared name of a time gauge, so each group does not allocate its own.
-fn time_gauge_name(name: &'static str) -> Arc<str> {
+/// The name and help of time gauge `name` (shared, not allocated per push).
+fn time_gauge(name: &'static str) -> (Arc<str>, Arc<str>) {
     use std::sync::OnceLock;
-    static PUSH: OnceLock<Arc<str>> = OnceLock::new();
-    static FAILURE: OnceLock<Arc<str>> = OnceLock::new();
-    let cell = if name == PUSH_TIME { &PUSH } else { &FAILURE };
-    cell.get_or_init(|| Arc::from(name)).clone()
+    static PUSH: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
+    static FAILURE: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
+    let (cell, help) = if name == PUSH_TIME {
+        (&PUSH, PUSH_TIME_HELP)
+    } else {
+        (&FAILURE, PUSH_FAILURE_TIME_HELP)
+    };
+    cell.get_or_init(|| (Arc::from(name), Arc::from(help)))
+        .clone()
 }
 
 fn reserved_family<'a>(reserved: &'a [ReservedFamily], name: &str) -> Option<&'a ReservedFamily> {
@@ -469,7 +480,13 @@ impl State {
 
     fn ensure_group(&mut self, key: &GroupingKey) {
         if !self.groups.contains_key(key) {
-            self.groups.insert(key.clone(), Group::default());
+            let mut time_gauge_pairs = Vec::with_capacity(64);
+            write_label_pairs_of(&mut time_gauge_pairs, &group_series_labels(key));
+            let group = Group {
+                time_gauge_pairs: time_gauge_pairs.into(),
+                ..Group::default()
+            };
+            self.groups.insert(key.clone(), group);
             let shape: Vec<String> = key.names().map(str::to_string).collect();
             *self.shapes.entry(shape).or_insert(0) += 1;
         }
@@ -574,28 +591,29 @@ impl State {
         let Some(group) = self.groups.get(key) else {
             return;
         };
-        let labels = group_series_labels(key);
         let times = [
-            (time_gauge_name(PUSH_TIME), PUSH_TIME_HELP, group.push_time),
-            (
-                time_gauge_name(PUSH_FAILURE_TIME),
-                PUSH_FAILURE_TIME_HELP,
-                group.failure_time,
-            ),
+            (PUSH_TIME, group.push_time),
+            (PUSH_FAILURE_TIME, group.failure_time),
         ];
         let pushed_at = group.push_time;
         let legacy_names = key.names().all(is_valid_label_name);
-        for (name, help, value) in times {
-            let mut text = Vec::with_capacity(64);
+        let mut lines = Vec::with_capacity(2);
+        for (name, value) in times {
+            let mut text = Vec::with_capacity(name.len() + group.time_gauge_pairs.len() + 32);
+            // Only the value is read: the labels are the group's, written once.
             let metric = Metric {
-                labels: labels.clone(),
+                labels: Vec::new(),
                 value: MetricValue::Gauge(value),
                 timestamp_ms: None,
             };
-            write_series(&mut text, &name, &metric);
+            write_series_with_pairs(&mut text, name, false, &metric, &group.time_gauge_pairs);
+            lines.push((name, text));
+        }
+        for (name, text) in lines {
+            let (name, help) = time_gauge(name);
             let member = Member {
                 kind: MetricKind::Gauge,
-                help: Some(Arc::from(help)),
+                help: Some(help),
                 unit: None,
                 text: Bytes::from(text),
                 proto: None,
@@ -971,7 +989,7 @@ fn check_suffixes(
         }
     };
     if let Some((base, suffix)) = strip_series_suffix(name) {
-        if let Some((base_kind, _)) = resolved.kind_of(base) {
+        if let Some(base_kind) = resolved.kind_of(base) {
             let collides = match base_kind {
                 MetricKind::Summary => suffix != "_bucket",
                 k => k.is_histogram(),
@@ -989,7 +1007,7 @@ fn check_suffixes(
         };
         for suffix in suffixes {
             let series = format!("{name}{suffix}");
-            if let Some((other_kind, _)) = resolved.kind_of(&series) {
+            if let Some(other_kind) = resolved.kind_of(&series) {
                 return Err(collision(&series, other_kind, &series));
             }
         }
