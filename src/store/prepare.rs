@@ -385,12 +385,15 @@ fn prepare_family(
     // One pass over the series in pushed order writes each one's sort key and label text
     // and hashes its labels, copying the group's labels from `forms`.
     let count = family.metrics.len();
-    let mut keys: Vec<u8> = Vec::with_capacity(count * 32);
-    let mut key_ends: Vec<usize> = Vec::with_capacity(count);
-    let mut pairs: Vec<u8> = Vec::with_capacity(count * 32);
-    let mut pair_ends: Vec<usize> = Vec::with_capacity(count);
+    let Scratch {
+        mut keys,
+        mut key_ends,
+        mut pairs,
+        mut pair_ends,
+        mut hash_input,
+        mut order,
+    } = Scratch::take(count);
     let mut hashes: Vec<u64> = Vec::with_capacity(count);
-    let mut hash_input: Vec<u8> = Vec::with_capacity(256);
     for index in 0..count as u32 {
         hash_input.clear();
         let mut first = true;
@@ -432,7 +435,7 @@ fn prepare_family(
         // Zero padding sorts a shorter key first, as the full comparison would.
         u64::from_be_bytes(bytes)
     };
-    let mut order: Vec<(u64, u32)> = (0..count as u32).map(|i| (head(i), i)).collect();
+    order.extend((0..count as u32).map(|i| (head(i), i)));
     // By head (ties by index, put right below); equal keys are duplicates, refused below,
     // so the order among them cannot matter.
     order.sort_unstable();
@@ -460,25 +463,22 @@ fn prepare_family(
             series: series_display(&family.name, labels_of(pair[0].1).iter()),
         });
     }
-    drop((keys, key_ends));
-    let order: Vec<u32> = order.into_iter().map(|(_, index)| index).collect();
+    let order_indices = || order.iter().map(|&(_, index)| index);
 
     let quote_name = needs_quoting(&family.name);
     let mut text = Vec::with_capacity(count * 64);
     let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
-    for &index in &order {
+    for index in order_indices() {
         let metric = &family.metrics[index as usize];
         let series_pairs = slice(&pairs, &pair_ends, index);
         write_series_with_pairs(&mut text, &family.name, quote_name, metric, series_pairs);
         sorted.push((index, hashes[index as usize]));
     }
-    drop((pairs, pair_ends));
     let proto = (!text_is_lossless(&family)).then(|| {
         // Rare (native histograms, exemplars, units…): only here are the full label sets
         // gathered into each series.
-        let metrics: Vec<Metric> = order
-            .iter()
-            .map(|&index| Metric {
+        let metrics: Vec<Metric> = order_indices()
+            .map(|index| Metric {
                 labels: labels_of(index).iter().cloned().collect(),
                 ..family.metrics[index as usize].clone()
             })
@@ -487,6 +487,15 @@ fn prepare_family(
         encode_metric_fields(&metrics, &mut proto);
         Bytes::from(proto)
     });
+    Scratch {
+        keys,
+        key_ends,
+        pairs,
+        pair_ends,
+        hash_input,
+        order,
+    }
+    .give_back();
     hashes.sort_unstable();
     let legacy_names =
         names_are_legacy(&family) && group_labels.iter().all(|l| is_valid_label_name(&l.name));
@@ -507,6 +516,63 @@ fn prepare_family(
         sorted,
         member,
     })
+}
+
+/// The working buffers of [`prepare_family`], kept per thread between pushes: a small
+/// push would otherwise spend a good part of its time allocating and freeing them.
+#[derive(Default)]
+struct Scratch {
+    /// Each series' sort key, one after the other, ending at `key_ends`.
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    /// Each series' label pairs as written in the text format, ending at `pair_ends`.
+    pairs: Vec<u8>,
+    pair_ends: Vec<usize>,
+    /// The bytes one series' label-set hash is taken over.
+    hash_input: Vec<u8>,
+    /// (first bytes of the sort key past the shared start, series index), sorted.
+    order: Vec<(u64, u32)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Buffers larger than this (in bytes, all together) are freed rather than kept for the
+/// next push, so one large push does not pin its working memory to a thread.
+const SCRATCH_KEPT_BYTES: usize = 256 * 1024;
+
+impl Scratch {
+    /// This thread's buffers, empty, with room for `series` series.
+    fn take(series: usize) -> Scratch {
+        let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        scratch.keys.reserve(series * 32);
+        scratch.key_ends.reserve(series);
+        scratch.pairs.reserve(series * 32);
+        scratch.pair_ends.reserve(series);
+        scratch.hash_input.reserve(256);
+        scratch.order.reserve(series);
+        scratch
+    }
+
+    /// Keeps the buffers for this thread's next push, emptied, unless they grew large.
+    fn give_back(mut self) {
+        let bytes = self.keys.capacity()
+            + self.pairs.capacity()
+            + self.hash_input.capacity()
+            + (self.key_ends.capacity() + self.pair_ends.capacity()) * size_of::<usize>()
+            + self.order.capacity() * size_of::<(u64, u32)>();
+        if bytes > SCRATCH_KEPT_BYTES {
+            return;
+        }
+        self.keys.clear();
+        self.key_ends.clear();
+        self.pairs.clear();
+        self.pair_ends.clear();
+        self.hash_input.clear();
+        self.order.clear();
+        SCRATCH.with(|cell| *cell.borrow_mut() = self);
+    }
 }
 
 /// Writes the grouping key's values over the series' labels of the same names and sorts
