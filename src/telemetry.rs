@@ -7,6 +7,7 @@
 //! observations (a bounded window per method) rather than over a ten-minute age window as
 //! the Go client does; count and sum cover the whole process life.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -123,11 +124,11 @@ pub struct Telemetry {
 #[derive(Default)]
 struct Counters {
     /// (code, handler, method) → count.
-    requests: BTreeMap<(u16, &'static str, String), u64>,
+    requests: BTreeMap<(u16, &'static str, Cow<'static, str>), u64>,
     /// method → summary of push durations in seconds.
-    durations: BTreeMap<String, Window>,
+    durations: BTreeMap<Cow<'static, str>, Window>,
     /// method → summary of push body sizes in bytes.
-    sizes: BTreeMap<String, Window>,
+    sizes: BTreeMap<Cow<'static, str>, Window>,
     /// reason → refused pushes and deletes.
     rejected: BTreeMap<&'static str, u64>,
 }
@@ -179,7 +180,7 @@ impl Telemetry {
         let mut counters = self.inner.lock();
         *counters
             .requests
-            .entry((code, handler, method.to_ascii_lowercase()))
+            .entry((code, handler, method_label(method)))
             .or_insert(0) += 1;
     }
 
@@ -190,7 +191,7 @@ impl Telemetry {
 
     /// Records the duration and body size of a push (`method` is `put` or `post`).
     pub fn observe_push(&self, method: &str, seconds: f64, size_bytes: usize) {
-        let method = method.to_ascii_lowercase();
+        let method = method_label(method);
         let mut counters = self.inner.lock();
         counters
             .durations
@@ -236,19 +237,19 @@ impl Telemetry {
                         vec![
                             Label::new("code", code.to_string()),
                             Label::new("handler", *handler),
-                            Label::new("method", method.clone()),
+                            Label::new("method", method.as_ref()),
                         ],
                         MetricValue::counter(*count as f64),
                     )
                 })
                 .collect();
             families.push(family(REQUESTS, MetricKind::Counter, requests));
-            let summaries = |windows: &BTreeMap<String, Window>| -> Vec<Metric> {
+            let summaries = |windows: &BTreeMap<Cow<'static, str>, Window>| -> Vec<Metric> {
                 windows
                     .iter()
                     .map(|(method, window)| {
                         plain(
-                            vec![Label::new("method", method.clone())],
+                            vec![Label::new("method", method.as_ref())],
                             MetricValue::Summary(Box::new(window.summary())),
                         )
                     })
@@ -315,6 +316,21 @@ impl Telemetry {
         families.retain(|f| !f.metrics.is_empty());
         families.sort_by(|a, b| a.name.cmp(&b.name));
         families
+    }
+}
+
+/// The `method` label of a request: the method in lower case, without allocating for the
+/// standard methods (counted on every request).
+fn method_label(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = [
+        "get", "put", "post", "delete", "head", "options", "patch", "connect", "trace",
+    ];
+    match KNOWN
+        .iter()
+        .find(|known| method.eq_ignore_ascii_case(known))
+    {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_ascii_lowercase()),
     }
 }
 

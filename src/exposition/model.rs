@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 /// The type of a metric family, as declared by `# TYPE` or the protobuf `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricKind {
@@ -76,14 +78,17 @@ impl fmt::Display for MetricKind {
 }
 
 /// One label pair.
+///
+/// Names and values are [`CompactString`]s: up to 24 bytes are kept inline, and most label
+/// names and values are that short, so parsing a series allocates nothing per label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: CompactString,
+    pub value: CompactString,
 }
 
 impl Label {
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Label {
+    pub fn new(name: impl Into<CompactString>, value: impl Into<CompactString>) -> Label {
         Label {
             name: name.into(),
             value: value.into(),

@@ -190,8 +190,8 @@ fn labels_to_proto(labels: &[Label]) -> Vec<proto::LabelPair> {
     labels
         .iter()
         .map(|label| proto::LabelPair {
-            name: Some(label.name.clone()),
-            value: Some(label.value.clone()),
+            name: Some(label.name.to_string()),
+            value: Some(label.value.to_string()),
         })
         .collect()
 }

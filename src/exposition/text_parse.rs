@@ -35,6 +35,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use compact_str::CompactString;
+
 use super::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricKind, MetricValue, Quantile, Summary,
 };
@@ -221,6 +223,13 @@ impl FamilyState {
         labels: Vec<Label>,
         empty: impl FnOnce() -> MetricValue,
     ) -> &mut Metric {
+        // The lines of one summary or histogram usually follow each other with their labels
+        // in the same order: the same list as the last metric's is the same label set.
+        if let Some(last) = self.metrics.len().checked_sub(1) {
+            if self.metrics[last].labels == labels {
+                return &mut self.metrics[last];
+            }
+        }
         let mut key = labels.clone();
         key.sort_unstable();
         let index = match self.by_labels.entry(key) {
@@ -661,9 +670,11 @@ impl<'a> Parser<'a> {
             line.bump();
             let value = match read_quoted(line, "label value")? {
                 Cow::Borrowed(bytes) => std::str::from_utf8(bytes)
-                    .map(str::to_owned)
+                    .map(CompactString::from)
                     .map_err(|_| bytes.to_vec()),
-                Cow::Owned(bytes) => String::from_utf8(bytes).map_err(|e| e.into_bytes()),
+                Cow::Owned(bytes) => String::from_utf8(bytes)
+                    .map(CompactString::from)
+                    .map_err(|e| e.into_bytes()),
             }
             .map_err(|bytes| format!("invalid label value {}", quote(&bytes)))?;
 
@@ -695,7 +706,7 @@ impl<'a> Parser<'a> {
             line.bump();
             if special_name.is_none() {
                 labels.push(Label {
-                    name: text(&name).to_owned(),
+                    name: CompactString::from(text(&name)),
                     value,
                 });
             }

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,14 +24,12 @@ use crate::exposition::text_parse::parse_text_with;
 use crate::grouping::{parse_push_path_with, GroupingKey};
 use crate::store::{PushMode, PushOutcome};
 
-pub async fn handle(
-    State(app): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn handle(State(app): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
+    // Taken apart rather than extracted piece by piece: the extractors would copy the
+    // headers and the URI of every push.
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let handler = if method == Method::DELETE {
         "delete"
     } else {

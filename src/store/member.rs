@@ -99,7 +99,7 @@ fn for_each_exemplar_labels(metric: &mut Metric, mut each: impl FnMut(&mut Vec<L
 fn escape_label_names(labels: &mut [Label], scheme: EscapingScheme) {
     for label in labels {
         if let Cow::Owned(escaped) = escape_label_name(&label.name, scheme) {
-            label.name = escaped;
+            label.name = escaped.into();
         }
     }
 }

@@ -354,7 +354,7 @@ fn prepare_family(
             if !names.is_valid_pushed_label_name(&label.name) {
                 return Err(ValidationError::InvalidLabelName {
                     family: family.name.clone(),
-                    label: label.name.clone(),
+                    label: label.name.to_string(),
                 });
             }
             let reserved = match &metric.value {
@@ -365,7 +365,7 @@ fn prepare_family(
             if reserved {
                 return Err(ValidationError::ReservedLabel {
                     family: family.name.clone(),
-                    label: label.name.clone(),
+                    label: label.name.to_string(),
                 });
             }
         }
@@ -375,7 +375,7 @@ fn prepare_family(
         if let Some(pair) = metric.labels.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(ValidationError::DuplicateLabel {
                 family: family.name.clone(),
-                label: pair[0].name.clone(),
+                label: pair[0].name.to_string(),
             });
         }
     }
@@ -582,7 +582,7 @@ fn sanitize_own_labels(key: &GroupingKey, labels: &mut [Label]) {
     for label in labels.iter_mut() {
         if let Some(value) = key.get(&label.name) {
             if label.value != value {
-                label.value = value.to_string();
+                label.value = value.into();
             }
         }
     }
@@ -775,7 +775,7 @@ mod tests {
         for metric in &mut metrics {
             for label in &mut metric.labels {
                 if let Some(value) = key.get(&label.name) {
-                    label.value = value.to_string();
+                    label.value = value.into();
                 }
             }
             for group_label in &group_labels {

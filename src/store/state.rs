@@ -1005,8 +1005,11 @@ fn check_suffixes(
         } else {
             &["_count", "_sum"]
         };
+        let mut series = String::with_capacity(name.len() + "_bucket".len());
         for suffix in suffixes {
-            let series = format!("{name}{suffix}");
+            series.clear();
+            series.push_str(name);
+            series.push_str(suffix);
             if let Some(other_kind) = resolved.kind_of(&series) {
                 return Err(collision(&series, other_kind, &series));
             }

@@ -353,7 +353,7 @@ fn import_upstream(groups: Vec<UpstreamGroup>, options: &StoreOptions) -> State 
             group
                 .labels
                 .into_iter()
-                .map(|(name, value)| Label { name, value })
+                .map(|(name, value)| Label::new(name, value))
                 .collect(),
         );
         let mut contents = GroupContents::default();
