@@ -385,6 +385,20 @@ fn prepare_family(
     // One pass over the series in pushed order writes each one's sort key and label text
     // and hashes its labels, copying the group's labels from `forms`.
     let count = family.metrics.len();
+    // Room for every series' key and pairs, so that a large push writes them without
+    // growing (and copying, and faulting in) its buffers on the way.
+    let label_bytes = |labels: &[Label]| -> usize {
+        labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 4)
+            .sum()
+    };
+    let group_bytes = label_bytes(group_labels);
+    let label_room: usize = family
+        .metrics
+        .iter()
+        .map(|metric| label_bytes(&metric.labels) + group_bytes)
+        .sum();
     let Scratch {
         mut keys,
         mut key_ends,
@@ -392,7 +406,7 @@ fn prepare_family(
         mut pair_ends,
         mut hash_input,
         mut order,
-    } = Scratch::take(count);
+    } = Scratch::take(count, label_room);
     let mut hashes: Vec<u64> = Vec::with_capacity(count);
     for index in 0..count as u32 {
         hash_input.clear();
@@ -466,7 +480,14 @@ fn prepare_family(
     let order_indices = || order.iter().map(|&(_, index)| index);
 
     let quote_name = needs_quoting(&family.name);
-    let mut text = Vec::with_capacity(count * 64);
+    // A counter, gauge or untyped series is one line: its name, its pairs and a value of at
+    // most 24 characters. Other kinds write several lines per series.
+    let text_room = if family.kind.is_compound() {
+        count * 64
+    } else {
+        pairs.len() + count * (family.name.len() + 4 + 24)
+    };
+    let mut text = Vec::with_capacity(text_room);
     let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
     for index in order_indices() {
         let metric = &family.metrics[index as usize];
@@ -544,11 +565,12 @@ const SCRATCH_KEPT_BYTES: usize = 256 * 1024;
 
 impl Scratch {
     /// This thread's buffers, empty, with room for `series` series.
-    fn take(series: usize) -> Scratch {
+    /// `label_bytes` is about how long the keys and label pairs of all series will be.
+    fn take(series: usize, label_bytes: usize) -> Scratch {
         let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-        scratch.keys.reserve(series * 32);
+        scratch.keys.reserve(label_bytes);
         scratch.key_ends.reserve(series);
-        scratch.pairs.reserve(series * 32);
+        scratch.pairs.reserve(label_bytes);
         scratch.pair_ends.reserve(series);
         scratch.hash_input.reserve(256);
         scratch.order.reserve(series);
