@@ -203,7 +203,8 @@ impl GroupForms {
             group_labels
                 .iter()
                 .map(|label| {
-                    let mut out = Vec::new();
+                    // Room for the name, the value and the few bytes around them.
+                    let mut out = Vec::with_capacity(label.name.len() + label.value.len() + 8);
                     write(&mut out, label);
                     out
                 })
@@ -406,8 +407,8 @@ fn prepare_family(
         mut pair_ends,
         mut hash_input,
         mut order,
+        mut hashes,
     } = Scratch::take(count, label_room);
-    let mut hashes: Vec<u64> = Vec::with_capacity(count);
     for index in 0..count as u32 {
         hash_input.clear();
         let mut first = true;
@@ -480,13 +481,23 @@ fn prepare_family(
     let order_indices = || order.iter().map(|&(_, index)| index);
 
     let quote_name = needs_quoting(&family.name);
-    // A counter, gauge or untyped series is one line: its name, its pairs and a value of at
-    // most 24 characters. Other kinds write several lines per series.
-    let text_room = if family.kind.is_compound() {
-        count * 64
-    } else {
-        pairs.len() + count * (family.name.len() + 4 + 24)
+    // Every line holds the name with a suffix, the series' pairs, maybe an `le` or
+    // `quantile` pair, and a value of at most 24 characters.
+    let lines_of = |metric: &Metric| match &metric.value {
+        MetricValue::Histogram(histogram) => histogram.buckets.len() + 3,
+        MetricValue::Summary(summary) => summary.quantiles.len() + 2,
+        _ => 1,
     };
+    let text_room: usize = family
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(index, metric)| {
+            let series_pairs = slice(&pairs, &pair_ends, index as u32).len();
+            let extra = if lines_of(metric) > 1 { 8 + 24 } else { 4 };
+            lines_of(metric) * (family.name.len() + series_pairs + extra + 24)
+        })
+        .sum();
     let mut text = Vec::with_capacity(text_room);
     let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
     for index in order_indices() {
@@ -508,6 +519,8 @@ fn prepare_family(
         encode_metric_fields(&metrics, &mut proto);
         Bytes::from(proto)
     });
+    hashes.sort_unstable();
+    let sorted_hashes: Arc<[u64]> = Arc::from(&hashes[..]);
     Scratch {
         keys,
         key_ends,
@@ -515,9 +528,9 @@ fn prepare_family(
         pair_ends,
         hash_input,
         order,
+        hashes,
     }
     .give_back();
-    hashes.sort_unstable();
     let legacy_names =
         names_are_legacy(&family) && group_labels.iter().all(|l| is_valid_label_name(&l.name));
     let member = Member {
@@ -526,7 +539,7 @@ fn prepare_family(
         unit: family.unit.as_deref().map(Arc::from),
         text: Bytes::from(text),
         proto,
-        hashes: hashes.into(),
+        hashes: sorted_hashes,
         pushed_at: now,
         legacy_names,
     };
@@ -553,6 +566,8 @@ struct Scratch {
     hash_input: Vec<u8>,
     /// (first bytes of the sort key past the shared start, series index), sorted.
     order: Vec<(u64, u32)>,
+    /// Each series' label-set hash, by series index (sorted at the end).
+    hashes: Vec<u64>,
 }
 
 thread_local! {
@@ -574,6 +589,7 @@ impl Scratch {
         scratch.pair_ends.reserve(series);
         scratch.hash_input.reserve(256);
         scratch.order.reserve(series);
+        scratch.hashes.reserve(series);
         scratch
     }
 
@@ -583,7 +599,8 @@ impl Scratch {
             + self.pairs.capacity()
             + self.hash_input.capacity()
             + (self.key_ends.capacity() + self.pair_ends.capacity()) * size_of::<usize>()
-            + self.order.capacity() * size_of::<(u64, u32)>();
+            + self.order.capacity() * size_of::<(u64, u32)>()
+            + self.hashes.capacity() * size_of::<u64>();
         if bytes > SCRATCH_KEPT_BYTES {
             return;
         }
@@ -593,6 +610,7 @@ impl Scratch {
         self.pair_ends.clear();
         self.hash_input.clear();
         self.order.clear();
+        self.hashes.clear();
         SCRATCH.with(|cell| *cell.borrow_mut() = self);
     }
 }

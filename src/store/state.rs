@@ -213,6 +213,13 @@ impl Chunks {
 }
 
 /// The shared name of a time gauge, so each group does not allocate its own.
+/// The empty hash list of a time gauge (shared, not allocated per push).
+fn no_hashes() -> Arc<[u64]> {
+    use std::sync::OnceLock;
+    static EMPTY: OnceLock<Arc<[u64]>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new([])).clone()
+}
+
 /// The name and help of time gauge `name` (shared, not allocated per push).
 fn time_gauge(name: &'static str) -> (Arc<str>, Arc<str>) {
     use std::sync::OnceLock;
@@ -617,7 +624,7 @@ impl State {
                 unit: None,
                 text: Bytes::from(text),
                 proto: None,
-                hashes: Arc::new([]),
+                hashes: no_hashes(),
                 pushed_at,
                 legacy_names,
             };
