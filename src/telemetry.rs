@@ -429,6 +429,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn method_labels_are_lower_case_whatever_the_method() {
+        for (method, label) in [
+            ("PUT", "put"),
+            ("post", "post"),
+            ("Patch", "patch"),
+            ("PROPFIND", "propfind"),
+        ] {
+            assert_eq!(method_label(method), label);
+        }
+        assert!(matches!(method_label("DELETE"), Cow::Borrowed("delete")));
+    }
+
+    #[test]
     fn collects_sorted_families_matching_reserved_types() {
         let telemetry = Telemetry::default();
         telemetry.count_request("push", "PUT", 200);

@@ -1304,6 +1304,45 @@ mod tests {
 
     use MetricKind::{Counter, Gauge, GaugeHistogram, Untyped};
 
+    // ---- family lookup past the scanned few -------------------------------------------
+
+    #[test]
+    fn families_resolve_alike_before_and_after_the_lookup_switches_to_hashing() {
+        // More families than SCANNED_FAMILIES, then lines that must find earlier ones: a
+        // sample of the second family, and the suffixed lines of a histogram declared
+        // before the switch.
+        let mut body = String::from("# TYPE early histogram\n");
+        for i in 0..SCANNED_FAMILIES + 4 {
+            body.push_str(&format!("# TYPE f{i} gauge\nf{i}{{a=\"1\"}} {i}\n"));
+        }
+        body.push_str("f1{a=\"2\"} 7\n");
+        body.push_str("early_bucket{le=\"1\"} 1\nearly_bucket{le=\"+Inf\"} 2\n");
+        body.push_str("early_sum 3\nearly_count 2\n");
+        let families = parse(&body);
+        assert_eq!(families.len(), SCANNED_FAMILIES + 5);
+        assert_eq!(families[0].name, "early");
+        assert_eq!(families[0].metrics.len(), 1);
+        let f1 = families.iter().find(|f| f.name == "f1").expect("f1");
+        assert_eq!(f1.metrics.len(), 2);
+        assert!(families.iter().all(|f| !f.name.ends_with("_count")));
+    }
+
+    #[test]
+    fn type_words_are_case_insensitive() {
+        for (word, kind) in [
+            ("counter", Some(Counter)),
+            ("COUNTER", Some(Counter)),
+            ("Gauge", Some(Gauge)),
+            ("gauge_histogram", Some(GaugeHistogram)),
+            ("GAUGEHISTOGRAM", Some(GaugeHistogram)),
+            ("uNtYpEd", Some(Untyped)),
+            ("gauges", None),
+            ("", None),
+        ] {
+            assert_eq!(kind_from_text(word.as_bytes()), kind, "{word:?}");
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------
 
     #[track_caller]
