@@ -408,6 +408,7 @@ fn prepare_family(
         mut hash_input,
         mut order,
         mut hashes,
+        mut small_text,
     } = Scratch::take(count, label_room);
     for index in 0..count as u32 {
         hash_input.clear();
@@ -498,7 +499,14 @@ fn prepare_family(
             lines_of(metric) * (family.name.len() + series_pairs + extra + 24)
         })
         .sum();
-    let mut text = Vec::with_capacity(text_room);
+    // A small family is written in this thread's buffer and copied out at its exact size
+    // (one allocation); a large one is written where it will be kept.
+    let small = text_room <= SMALL_TEXT_BYTES;
+    let mut text = if small {
+        std::mem::take(&mut small_text)
+    } else {
+        Vec::with_capacity(text_room)
+    };
     let mut sorted: Vec<(u32, u64)> = Vec::with_capacity(count);
     for index in order_indices() {
         let metric = &family.metrics[index as usize];
@@ -521,6 +529,13 @@ fn prepare_family(
     });
     hashes.sort_unstable();
     let sorted_hashes: Arc<[u64]> = Arc::from(&hashes[..]);
+    let text = if small {
+        let stored = Bytes::copy_from_slice(&text);
+        small_text = text;
+        stored
+    } else {
+        Bytes::from(text)
+    };
     Scratch {
         keys,
         key_ends,
@@ -529,6 +544,7 @@ fn prepare_family(
         hash_input,
         order,
         hashes,
+        small_text,
     }
     .give_back();
     let legacy_names =
@@ -537,7 +553,7 @@ fn prepare_family(
         kind: family.kind,
         help: family.help.as_deref().map(Arc::from),
         unit: family.unit.as_deref().map(Arc::from),
-        text: Bytes::from(text),
+        text,
         proto,
         hashes: sorted_hashes,
         pushed_at: now,
@@ -568,7 +584,12 @@ struct Scratch {
     order: Vec<(u64, u32)>,
     /// Each series' label-set hash, by series index (sorted at the end).
     hashes: Vec<u64>,
+    /// The lines of a family of at most [`SMALL_TEXT_BYTES`].
+    small_text: Vec<u8>,
 }
+
+/// See [`Scratch::small_text`].
+const SMALL_TEXT_BYTES: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
@@ -590,6 +611,7 @@ impl Scratch {
         scratch.hash_input.reserve(256);
         scratch.order.reserve(series);
         scratch.hashes.reserve(series);
+        scratch.small_text.reserve(SMALL_TEXT_BYTES);
         scratch
     }
 
@@ -600,7 +622,8 @@ impl Scratch {
             + self.hash_input.capacity()
             + (self.key_ends.capacity() + self.pair_ends.capacity()) * size_of::<usize>()
             + self.order.capacity() * size_of::<(u64, u32)>()
-            + self.hashes.capacity() * size_of::<u64>();
+            + self.hashes.capacity() * size_of::<u64>()
+            + self.small_text.capacity();
         if bytes > SCRATCH_KEPT_BYTES {
             return;
         }
@@ -611,6 +634,7 @@ impl Scratch {
         self.hash_input.clear();
         self.order.clear();
         self.hashes.clear();
+        self.small_text.clear();
         SCRATCH.with(|cell| *cell.borrow_mut() = self);
     }
 }

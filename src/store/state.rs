@@ -605,16 +605,18 @@ impl State {
         let pushed_at = group.push_time;
         let legacy_names = key.names().all(is_valid_label_name);
         let mut lines = Vec::with_capacity(2);
+        let mut line =
+            Vec::with_capacity(PUSH_FAILURE_TIME.len() + group.time_gauge_pairs.len() + 32);
         for (name, value) in times {
-            let mut text = Vec::with_capacity(name.len() + group.time_gauge_pairs.len() + 32);
             // Only the value is read: the labels are the group's, written once.
             let metric = Metric {
                 labels: Vec::new(),
                 value: MetricValue::Gauge(value),
                 timestamp_ms: None,
             };
-            write_series_with_pairs(&mut text, name, false, &metric, &group.time_gauge_pairs);
-            lines.push((name, text));
+            line.clear();
+            write_series_with_pairs(&mut line, name, false, &metric, &group.time_gauge_pairs);
+            lines.push((name, Bytes::copy_from_slice(&line)));
         }
         for (name, text) in lines {
             let (name, help) = time_gauge(name);
@@ -622,7 +624,7 @@ impl State {
                 kind: MetricKind::Gauge,
                 help: Some(help),
                 unit: None,
-                text: Bytes::from(text),
+                text,
                 proto: None,
                 hashes: no_hashes(),
                 pushed_at,
