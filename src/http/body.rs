@@ -11,7 +11,7 @@ use std::io::Read;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 
 use super::errors::ApiError;
@@ -23,20 +23,43 @@ pub async fn read_body(
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<(Bytes, usize), ApiError> {
-    let raw = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::BodyTooLarge { limit }
-            } else {
-                ApiError::BodyRead(error.to_string())
+    let read_error = |error: Box<dyn std::error::Error + Send + Sync>| {
+        if error
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::BodyRead(error.to_string())
+        }
+    };
+    // A body that arrives in one piece (every small push) is kept as it came; one in several
+    // pieces is joined once, in a buffer sized by its `Content-Length` when it has one.
+    let expected = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(read_error)?.into_data() else {
+            continue; // trailers
+        };
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut buffer = BytesMut::with_capacity(expected.max(first.len() + data.len()));
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
             }
-        })?
-        .to_bytes();
+        }
+    }
+    let raw = joined.map_or(first, BytesMut::freeze);
     let received = raw.len();
     let encoding = headers
         .get(header::CONTENT_ENCODING)

@@ -430,6 +430,7 @@ impl Store {
         let unchecked_problem = (!options.consistency_check)
             .then(|| state.check(&key, &prepared, mode, &options.reserved).err())
             .flatten();
+        parsed.reserve_exact(prepared.len());
         let families: Vec<(Arc<str>, member::Member)> = prepared
             .into_iter()
             .map(|p| {

@@ -191,30 +191,46 @@ fn slice<'a>(bytes: &'a [u8], ends: &[usize], index: u32) -> &'a [u8] {
 
 /// The group's labels written once per push, as every series that lacks them needs them:
 /// their sort-key parts, their `name="value"` text and their hash input.
+///
+/// All of them live in one buffer: for label `i`, part `3i` is its key part, `3i + 1` its
+/// pair and `3i + 2` its hash input.
 struct GroupForms {
-    keys: Vec<Vec<u8>>,
-    pairs: Vec<Vec<u8>>,
-    hash_inputs: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl GroupForms {
     fn new(group_labels: &[Label]) -> GroupForms {
-        let render = |write: fn(&mut Vec<u8>, &Label)| {
-            group_labels
-                .iter()
-                .map(|label| {
-                    // Room for the name, the value and the few bytes around them.
-                    let mut out = Vec::with_capacity(label.name.len() + label.value.len() + 8);
-                    write(&mut out, label);
-                    out
-                })
-                .collect()
+        // Room for each form of each name and value and the few bytes around them.
+        let room: usize = group_labels
+            .iter()
+            .map(|label| 3 * (label.name.len() + label.value.len() + 8))
+            .sum();
+        let mut forms = GroupForms {
+            bytes: Vec::with_capacity(room),
+            ends: Vec::with_capacity(3 * group_labels.len()),
         };
-        GroupForms {
-            keys: render(write_key_part),
-            pairs: render(|out, label| write_label_pair(out, &label.name, &label.value)),
-            hash_inputs: render(write_hash_input),
+        for label in group_labels {
+            write_key_part(&mut forms.bytes, label);
+            forms.ends.push(forms.bytes.len());
+            write_label_pair(&mut forms.bytes, &label.name, &label.value);
+            forms.ends.push(forms.bytes.len());
+            write_hash_input(&mut forms.bytes, label);
+            forms.ends.push(forms.bytes.len());
         }
+        forms
+    }
+
+    fn key(&self, label: usize) -> &[u8] {
+        slice(&self.bytes, &self.ends, 3 * label as u32)
+    }
+
+    fn pair(&self, label: usize) -> &[u8] {
+        slice(&self.bytes, &self.ends, 3 * label as u32 + 1)
+    }
+
+    fn hash_input(&self, label: usize) -> &[u8] {
+        slice(&self.bytes, &self.ends, 3 * label as u32 + 2)
     }
 }
 
@@ -420,9 +436,9 @@ fn prepare_family(
             first = false;
             match group_index {
                 Some(i) => {
-                    keys.extend_from_slice(&forms.keys[i]);
-                    pairs.extend_from_slice(&forms.pairs[i]);
-                    hash_input.extend_from_slice(&forms.hash_inputs[i]);
+                    keys.extend_from_slice(forms.key(i));
+                    pairs.extend_from_slice(forms.pair(i));
+                    hash_input.extend_from_slice(forms.hash_input(i));
                 }
                 None => {
                     write_key_part(&mut keys, label);
