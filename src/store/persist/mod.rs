@@ -583,8 +583,11 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 const LAST_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Log space is allocated ahead in zero-filled chunks of this size. Writing into blocks that
 /// already belong to the file lets `fdatasync` skip the file-system journal (no size or
-/// extent change): about ten times faster per commit than appending on ext4.
-const PREALLOCATE_BYTES: u64 = 16 << 20;
+/// extent change): about ten times faster per commit than appending on ext4. Commits wait
+/// while a chunk is written and synced, so chunks are kept small: with 16 MiB chunks the
+/// p99 of small pushes with persistence on was about 40 ms, with 2 MiB about 15 ms
+/// (BENCHMARKS.md, workload 7).
+const PREALLOCATE_BYTES: u64 = 2 << 20;
 /// Groups go into snapshot frames of about this size.
 const SNAPSHOT_FRAME_BYTES: usize = 1 << 20;
 
