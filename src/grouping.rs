@@ -36,10 +36,7 @@ struct KeyData {
     ordered: Box<[u8]>,
 }
 
-/// Every name and value of `labels` in turn, each followed by a 0 byte, with 0 and 1 bytes
-/// inside written as `1 1` and `1 2`. Comparing two such strings byte by byte orders them as
-/// comparing the label lists does: no string's form is a prefix of another's unless the
-/// string is, and escaping keeps the order of bytes.
+/// The order key of `labels` ([`Label::write_order_key`] of each in turn).
 fn ordered_bytes(labels: &[Label]) -> Box<[u8]> {
     let mut out = Vec::with_capacity(
         labels
@@ -47,15 +44,8 @@ fn ordered_bytes(labels: &[Label]) -> Box<[u8]> {
             .map(|l| l.name.len() + l.value.len() + 2)
             .sum(),
     );
-    for text in labels.iter().flat_map(|l| [&l.name, &l.value]) {
-        for &byte in text.as_bytes() {
-            match byte {
-                0 => out.extend_from_slice(&[1, 1]),
-                1 => out.extend_from_slice(&[1, 2]),
-                other => out.push(other),
-            }
-        }
-        out.push(0);
+    for label in labels {
+        label.write_order_key(&mut out);
     }
     out.into()
 }

@@ -286,6 +286,62 @@ fn gzip_request_bodies() {
     assert_eq!(gw.pushed_state(), before);
 }
 
+/// Sends a PUT whose body comes in `chunks` (chunked transfer encoding, each chunk flushed
+/// on its own) and returns the status code of the answer.
+fn put_in_chunks(gw: &Gateway, path: &str, chunks: &[&str]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&gw.address).expect("connect");
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        gw.address
+    )
+    .unwrap();
+    for chunk in chunks {
+        write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len()).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The answer may come before the last chunk is read (a refused body), so a failed write
+    // of the end is fine.
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"))
+}
+
+#[test]
+fn a_body_in_several_pieces_is_joined_and_still_limited() {
+    let gw = Gateway::start(&["--push.max-body-bytes=1000"]);
+    assert_eq!(
+        put_in_chunks(
+            &gw,
+            "/metrics/job/j",
+            &["# TYPE a gauge\na 1\n", "b 2\n", "c 3\n"]
+        ),
+        200
+    );
+    let scrape = gw.scrape();
+    for line in [
+        "a{instance=\"\",job=\"j\"} 1",
+        "b{instance=\"\",job=\"j\"} 2",
+        "c{instance=\"\",job=\"j\"} 3",
+    ] {
+        assert!(scrape.contains(line), "{line} missing from {scrape}");
+    }
+    let before = gw.pushed_state();
+    let piece = "x 1\n".repeat(100);
+    assert_eq!(
+        put_in_chunks(&gw, "/metrics/job/j", &[&piece, &piece, &piece]),
+        413
+    );
+    assert_eq!(gw.pushed_state(), before);
+}
+
 #[test]
 fn body_limit_applies_before_and_after_decompression() {
     use std::io::Write;

@@ -342,11 +342,14 @@ fn write_label_pairs(
             out.push(b',');
         }
         first = false;
-        write_label_name(out, &label.name);
-        out.extend_from_slice(b"=\"");
-        write_escaped_label_value(out, &label.value);
-        out.push(b'"');
+        write_label_pair(out, &label.name, &label.value);
     }
+    write_extra_pair(out, extra, first);
+}
+
+/// Appends the `le` or `quantile` pair of a bucket or quantile line, if any, with a leading
+/// comma unless `first`.
+fn write_extra_pair(out: &mut Vec<u8>, extra: Option<(&str, f64)>, first: bool) {
     if let Some((extra_name, extra_value)) = extra {
         if !first {
             out.push(b',');
@@ -392,17 +395,6 @@ fn write_sample(
     value: f64,
     timestamp_ms: Option<i64>,
 ) {
-    let write_extra = |out: &mut Vec<u8>, first: bool| {
-        if let Some((extra_name, extra_value)) = extra {
-            if !first {
-                out.push(b',');
-            }
-            out.extend_from_slice(extra_name.as_bytes());
-            out.extend_from_slice(b"=\"");
-            write_float(out, extra_value);
-            out.push(b'"');
-        }
-    };
     if quote_name {
         out.extend_from_slice(b"{\"");
         write_escaped_label_value(out, name);
@@ -412,7 +404,7 @@ fn write_sample(
             out.push(b',');
             out.extend_from_slice(pairs);
         }
-        write_extra(out, false);
+        write_extra_pair(out, extra, false);
         out.push(b'}');
     } else {
         out.extend_from_slice(name.as_bytes());
@@ -420,7 +412,7 @@ fn write_sample(
         if !pairs.is_empty() || extra.is_some() {
             out.push(b'{');
             out.extend_from_slice(pairs);
-            write_extra(out, pairs.is_empty());
+            write_extra_pair(out, extra, pairs.is_empty());
             out.push(b'}');
         }
     }

@@ -34,13 +34,12 @@ pub async fn read_body(
         }
     };
     // A body that arrives in one piece (every small push) is kept as it came; one in several
-    // pieces is joined once, in a buffer sized by its `Content-Length` when it has one.
-    let expected = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+    // pieces is joined in a buffer sized by its `Content-Length`, which is believed up to
+    // PRESIZE_AT_MOST: a client that claims more and sends less holds no more than that.
+    let expected = content_length(headers)
         .unwrap_or(0)
-        .min(limit);
+        .min(limit)
+        .min(PRESIZE_AT_MOST);
     let mut body = http_body_util::Limited::new(body, limit);
     let mut first = Bytes::new();
     let mut joined: Option<BytesMut> = None;
@@ -73,6 +72,19 @@ pub async fn read_body(
         other => return Err(ApiError::UnsupportedEncoding(other.to_string())),
     };
     Ok((decoded, received))
+}
+
+/// The most room a body's `Content-Length` reserves before its bytes arrive.
+const PRESIZE_AT_MOST: usize = 8 << 20;
+
+/// The request's `Content-Length`, when it has a valid one.
+pub fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The first bytes of every framed snappy stream: the stream identifier chunk.

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
-use super::body::read_body;
+use super::body::{content_length, read_body};
 use super::errors::ApiError;
 use super::AppState;
 use crate::config::parse_duration;
@@ -49,11 +49,7 @@ pub async fn handle(State(app): State<AppState>, request: Request) -> Response {
         }
     };
     if method == Method::PUT || method == Method::POST {
-        let size = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let size = content_length(&headers).unwrap_or(0);
         app.telemetry
             .observe_push(method.as_str(), started.elapsed().as_secs_f64(), size);
     }

@@ -158,30 +158,6 @@ impl<'a> SeriesLabels<'a> {
     }
 }
 
-/// Appends one label's part of a series' sort key: a byte string whose order among others
-/// of its kind is the order of the label sets (`Vec<Label>`'s, label by label, name then
-/// value). Name and value each end in a `0`, and the bytes `0` and `1` inside them are
-/// written as `1 1` and `1 2`.
-fn write_key_part(out: &mut Vec<u8>, label: &Label) {
-    fn put(out: &mut Vec<u8>, text: &str) {
-        let bytes = text.as_bytes();
-        if bytes.iter().all(|&b| b > 1) {
-            out.extend_from_slice(bytes);
-        } else {
-            for &b in bytes {
-                if b > 1 {
-                    out.push(b);
-                } else {
-                    out.extend_from_slice(&[1, b + 1]);
-                }
-            }
-        }
-        out.push(0);
-    }
-    put(out, &label.name);
-    put(out, &label.value);
-}
-
 /// Series `index`'s part of `bytes`, where series end at `ends`.
 fn slice<'a>(bytes: &'a [u8], ends: &[usize], index: u32) -> &'a [u8] {
     let index = index as usize;
@@ -211,7 +187,7 @@ impl GroupForms {
             ends: Vec::with_capacity(3 * group_labels.len()),
         };
         for label in group_labels {
-            write_key_part(&mut forms.bytes, label);
+            label.write_order_key(&mut forms.bytes);
             forms.ends.push(forms.bytes.len());
             write_label_pair(&mut forms.bytes, &label.name, &label.value);
             forms.ends.push(forms.bytes.len());
@@ -441,7 +417,7 @@ fn prepare_family(
                     hash_input.extend_from_slice(forms.hash_input(i));
                 }
                 None => {
-                    write_key_part(&mut keys, label);
+                    label.write_order_key(&mut keys);
                     write_label_pair(&mut pairs, &label.name, &label.value);
                     write_hash_input(&mut hash_input, label);
                 }

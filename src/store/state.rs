@@ -72,7 +72,7 @@ pub struct GroupContents {
     pub families: Vec<(Arc<str>, Member)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Group {
     /// The names of the pushed families (their data lives in `State::names`).
     families: Vec<Arc<str>>,
@@ -88,6 +88,23 @@ struct Group {
     /// The label pairs of the group's two time gauges, written once: every push renders
     /// the gauges again.
     time_gauge_pairs: Box<[u8]>,
+}
+
+impl Group {
+    /// A new, empty group `key`.
+    fn new(key: &GroupingKey) -> Group {
+        let mut time_gauge_pairs = Vec::with_capacity(64);
+        write_label_pairs_of(&mut time_gauge_pairs, &group_series_labels(key));
+        Group {
+            families: Vec::new(),
+            push_time: 0.0,
+            failure_time: 0.0,
+            ttl: None,
+            deadline: None,
+            filed: None,
+            time_gauge_pairs: time_gauge_pairs.into(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -487,13 +504,7 @@ impl State {
 
     fn ensure_group(&mut self, key: &GroupingKey) {
         if !self.groups.contains_key(key) {
-            let mut time_gauge_pairs = Vec::with_capacity(64);
-            write_label_pairs_of(&mut time_gauge_pairs, &group_series_labels(key));
-            let group = Group {
-                time_gauge_pairs: time_gauge_pairs.into(),
-                ..Group::default()
-            };
-            self.groups.insert(key.clone(), group);
+            self.groups.insert(key.clone(), Group::new(key));
             let shape: Vec<String> = key.names().map(str::to_string).collect();
             *self.shapes.entry(shape).or_insert(0) += 1;
         }
